@@ -1,0 +1,32 @@
+"""Every write to the CRM goes through these services."""
+
+from .contacts import ContactRef, contact_announce, contact_record
+from .customers import consent_record, customer_create, customer_update
+from .loyalty import (
+    loyalty_card_issue,
+    loyalty_card_link,
+    points_adjust,
+    points_earn,
+    points_redeem,
+)
+from .receipts import LineInput, receipt_record, receipt_void
+from .stats import customer_stats_rebuild, customer_stats_refresh
+
+__all__ = [
+    "ContactRef",
+    "LineInput",
+    "consent_record",
+    "contact_announce",
+    "contact_record",
+    "customer_create",
+    "customer_stats_rebuild",
+    "customer_stats_refresh",
+    "customer_update",
+    "loyalty_card_issue",
+    "loyalty_card_link",
+    "points_adjust",
+    "points_earn",
+    "points_redeem",
+    "receipt_record",
+    "receipt_void",
+]

@@ -1,0 +1,67 @@
+import functools
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from crm.models import Contact, Customer, CustomerStats, Receipt, Store
+
+
+class ContactRef(NamedTuple):
+    customer_id: int
+    contact_id: int | None
+
+
+@functools.cache
+def _contact_consumers() -> tuple[Callable[..., None], ...]:
+    return tuple(import_string(path) for path in settings.LOYALIST_CONTACT_CONSUMERS)
+
+
+def contact_announce(*, contacts: Sequence[ContactRef]) -> None:
+    """Hand new contacts to their consumers (the segment engine) in this transaction.
+
+    Consumers run inside the transaction that records the contact, so that what
+    they write (for example "this customer needs re-evaluating") commits or rolls
+    back with the contact itself; they defer any task to `transaction.on_commit`.
+    """
+    if not contacts:
+        return
+    for consumer in _contact_consumers():
+        consumer(contacts=list(contacts))
+
+
+@transaction.atomic
+def contact_record(
+    *,
+    customer: Customer,
+    kind: str,
+    channel: str,
+    occurred_at: datetime | None = None,
+    store: Store | None = None,
+    receipt: Receipt | None = None,
+    payload: dict[str, Any] | None = None,
+) -> Contact:
+    """Record one touchpoint, move the customer's last contact, announce it."""
+    contact = Contact(
+        customer=customer,
+        kind=kind,
+        channel=channel,
+        occurred_at=occurred_at or timezone.now(),
+        store=store,
+        receipt=receipt,
+        payload=payload or {},
+    )
+    contact.full_clean(exclude=["customer", "store", "receipt"])
+    contact.save()
+    # Only ever moves forward: a late-arriving old event must not hide a newer one.
+    CustomerStats.objects.filter(
+        Q(last_contact_at__isnull=True) | Q(last_contact_at__lt=contact.occurred_at),
+        customer_id=customer.pk,
+    ).update(last_contact_at=contact.occurred_at)
+    contact_announce(contacts=[ContactRef(customer.pk, contact.pk)])
+    return contact

@@ -1,0 +1,177 @@
+"""Per-customer statistics, computed by the same set-based SQL for one or all customers.
+
+The receipt services refresh the customers they touch inside their own transaction;
+`customer_stats_rebuild` runs the very same statements over customer-id ranges, so the
+incremental figures and a full rebuild can never disagree.
+"""
+
+from collections.abc import Callable, Iterable, Sequence
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from crm.models import (
+    Category,
+    Contact,
+    Customer,
+    CustomerCategoryStats,
+    CustomerStats,
+    Product,
+    Receipt,
+    ReceiptLine,
+)
+
+# Chunk size for explicit id lists; far below SQLite's limit on bound parameters.
+ID_CHUNK = 2000
+
+
+def _tables() -> dict[str, str]:
+    return {
+        "customer": Customer._meta.db_table,
+        "stats": CustomerStats._meta.db_table,
+        "catstats": CustomerCategoryStats._meta.db_table,
+        "receipt": Receipt._meta.db_table,
+        "line": ReceiptLine._meta.db_table,
+        "product": Product._meta.db_table,
+        "contact": Contact._meta.db_table,
+        "category": Category._meta.db_table,
+    }
+
+
+def _refresh(where: str, params: Sequence) -> None:
+    """Recompute the statistics of the customers selected by `where` on column `{col}`.
+
+    `where` is a condition with a `{col}` placeholder for the customer id column.
+    """
+    t = _tables()
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {t['catstats']} WHERE {where.format(col='customer_id')}",  # noqa: S608
+            params,
+        )
+        cursor.execute(
+            f"""
+            INSERT INTO {t['catstats']}
+                (customer_id, category_id, orders, quantity, spent, last_purchase_at)
+            SELECT r.customer_id, p.category_id, COUNT(DISTINCT r.id),
+                   SUM(l.quantity), SUM(l.line_total), MAX(r.purchased_at)
+            FROM {t['line']} l
+            JOIN {t['receipt']} r ON r.id = l.receipt_id
+            JOIN {t['product']} p ON p.id = l.product_id
+            WHERE r.status = 'completed' AND {where.format(col='r.customer_id')}
+            GROUP BY r.customer_id, p.category_id
+            """,  # noqa: S608
+            params,
+        )
+        cursor.execute(
+            f"""
+            INSERT INTO {t['stats']}
+                (customer_id, orders, total_spent, avg_order_value, first_purchase_at,
+                 last_purchase_at, last_contact_at, orders_in_store, orders_online,
+                 orders_by_phone, preferred_purchase_channel, favourite_category_id,
+                 updated_at)
+            SELECT c.id,
+                   COALESCE(a.orders, 0),
+                   COALESCE(a.spent, 0),
+                   COALESCE(ROUND(a.spent / a.orders, 2), 0),
+                   a.first_at,
+                   a.last_at,
+                   lc.last_contact_at,
+                   COALESCE(a.in_store, 0),
+                   COALESCE(a.online, 0),
+                   COALESCE(a.by_phone, 0),
+                   CASE
+                       WHEN a.orders IS NULL THEN ''
+                       WHEN a.in_store >= a.online AND a.in_store >= a.by_phone
+                           THEN 'store'
+                       WHEN a.online >= a.by_phone THEN 'online'
+                       ELSE 'phone'
+                   END,
+                   (SELECT cs.category_id FROM {t['catstats']} cs
+                    WHERE cs.customer_id = c.id
+                    ORDER BY cs.spent DESC, cs.category_id LIMIT 1),
+                   %s
+            FROM {t['customer']} c
+            LEFT JOIN (
+                SELECT customer_id,
+                       COUNT(*) AS orders,
+                       SUM(total) AS spent,
+                       MIN(purchased_at) AS first_at,
+                       MAX(purchased_at) AS last_at,
+                       SUM(CASE WHEN channel = 'store' THEN 1 ELSE 0 END) AS in_store,
+                       SUM(CASE WHEN channel = 'online' THEN 1 ELSE 0 END) AS online,
+                       SUM(CASE WHEN channel = 'phone' THEN 1 ELSE 0 END) AS by_phone
+                FROM {t['receipt']}
+                WHERE status = 'completed' AND {where.format(col='customer_id')}
+                GROUP BY customer_id
+            ) a ON a.customer_id = c.id
+            LEFT JOIN (
+                SELECT customer_id, MAX(occurred_at) AS last_contact_at
+                FROM {t['contact']}
+                WHERE {where.format(col='customer_id')}
+                GROUP BY customer_id
+            ) lc ON lc.customer_id = c.id
+            WHERE {where.format(col='c.id')}
+            ON CONFLICT (customer_id) DO UPDATE SET
+                orders = excluded.orders,
+                total_spent = excluded.total_spent,
+                avg_order_value = excluded.avg_order_value,
+                first_purchase_at = excluded.first_purchase_at,
+                last_purchase_at = excluded.last_purchase_at,
+                last_contact_at = excluded.last_contact_at,
+                orders_in_store = excluded.orders_in_store,
+                orders_online = excluded.orders_online,
+                orders_by_phone = excluded.orders_by_phone,
+                preferred_purchase_channel = excluded.preferred_purchase_channel,
+                favourite_category_id = excluded.favourite_category_id,
+                updated_at = excluded.updated_at
+            """,  # noqa: S608
+            [now, *params, *params, *params],
+        )
+
+
+@transaction.atomic
+def customer_stats_refresh(*, customer_ids: Iterable[int]) -> None:
+    """Recompute the statistics of the given customers from their receipts."""
+    ids = sorted(set(customer_ids))
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = ids[start : start + ID_CHUNK]
+        placeholders = ", ".join(["%s"] * len(chunk))
+        _refresh("{col} IN (" + placeholders + ")", chunk)
+
+
+def customer_stats_refresh_range(*, first_id: int, last_id: int) -> None:
+    """Recompute the statistics of every customer with first_id <= id <= last_id."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Large aggregates spill to disk at the default 4MB; only this
+            # transaction gets more.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL work_mem = '256MB'")
+        _refresh("{col} BETWEEN %s AND %s", [first_id, last_id])
+
+
+def customer_stats_rebuild(
+    *, chunk_size: int = 50_000, progress: Callable[[int], None] | None = None
+) -> int:
+    """Rebuild every customer's statistics set-based, one id range per transaction.
+
+    Returns the number of customers covered; `progress` is called with the number
+    of customers done after each range.
+    """
+    bounds = Customer.objects.order_by().values_list("pk", flat=True)
+    first = bounds.order_by("pk").first()
+    last = bounds.order_by("-pk").first()
+    if first is None:
+        return 0
+    total = Customer.objects.count()
+    done = 0
+    for low in range(first, last + 1, chunk_size):
+        high = low + chunk_size - 1
+        customer_stats_refresh_range(first_id=low, last_id=high)
+        covered = Customer.objects.filter(pk__range=(low, high)).count()
+        done += covered
+        if progress is not None:
+            progress(covered)
+    return total

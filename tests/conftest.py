@@ -1,0 +1,59 @@
+import pytest
+
+from tests.crm.factories import (
+    CategoryFactory,
+    CustomerFactory,
+    LoyaltyCardFactory,
+    ProductFactory,
+    StoreFactory,
+    UserFactory,
+)
+
+
+@pytest.fixture
+def store(db):
+    return StoreFactory(code="ams", name="Loyalist Amsterdam", city="Amsterdam")
+
+
+@pytest.fixture
+def other_store(db):
+    return StoreFactory(code="utr", name="Loyalist Utrecht", city="Utrecht")
+
+
+@pytest.fixture
+def shoes(db):
+    return CategoryFactory(name="Shoes", slug="shoes")
+
+
+@pytest.fixture
+def products(db, shoes):
+    bags = CategoryFactory(name="Bags", slug="bags")
+    return {
+        "SHOE-1": ProductFactory(sku="SHOE-1", category=shoes, price="59.95"),
+        "SHOE-2": ProductFactory(sku="SHOE-2", category=shoes, price="89.00"),
+        "BAG-1": ProductFactory(sku="BAG-1", category=bags, price="24.50"),
+    }
+
+
+@pytest.fixture
+def customer(db):
+    return CustomerFactory(email="joe@example.com", first_name="Joe")
+
+
+@pytest.fixture
+def card(db, customer):
+    return LoyaltyCardFactory(customer=customer)
+
+
+@pytest.fixture
+def clerk(db, store):
+    from crm.models import StaffMember
+
+    user = UserFactory(username="clerk")
+    StaffMember.objects.create(user=user, store=store)
+    return user
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(username="admin", is_staff=True, is_superuser=True)
