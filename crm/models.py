@@ -167,7 +167,8 @@ class Customer(models.Model):
         IMPORT = "import", _("Import")
         API = "api", _("API")
 
-    email = models.EmailField(_("email"), null=True, blank=True)
+    # NULL, not "", for phone-only customers: the unique constraint must skip them.
+    email = models.EmailField(_("email"), null=True, blank=True)  # noqa: DJ001
     phone = PhoneNumberField(_("phone"), blank=True, db_index=True)
     first_name = models.CharField(_("first name"), max_length=100, blank=True)
     last_name = models.CharField(_("last name"), max_length=100, blank=True)
@@ -224,9 +225,7 @@ class Customer(models.Model):
         verbose_name_plural = _("customers")
         constraints = [
             # One customer per address, however the clerk typed its capitals.
-            models.UniqueConstraint(
-                Lower("email"), name="customer_email_ci_unique"
-            ),
+            models.UniqueConstraint(Lower("email"), name="customer_email_ci_unique"),
             models.CheckConstraint(
                 condition=Q(service_effort__gte=1, service_effort__lte=10),
                 name="customer_service_effort_1_10",
@@ -466,6 +465,7 @@ class Receipt(models.Model):
         GIFT_CARD = "gift_card", _("Gift card")
         INVOICE = "invoice", _("Invoice")
         ONLINE = "online", _("Online payment")
+        UNKNOWN = "unknown", _("Not recorded")
 
     class EmailStatus(models.TextChoices):
         NOT_REQUESTED = "", _("Not requested")

@@ -60,13 +60,19 @@ def _tags_set(*, customer: Customer, tags: list[str]) -> None:
 
     slugs = {slugify(tag): tag for tag in tags if slugify(tag)}
     existing = {tag.slug: tag for tag in Tag.objects.filter(slug__in=slugs)}
-    missing = [Tag(slug=slug, name=name) for slug, name in slugs.items() if slug not in existing]
+    missing = [
+        Tag(slug=slug, name=name)
+        for slug, name in slugs.items()
+        if slug not in existing
+    ]
     Tag.objects.bulk_create(missing, ignore_conflicts=True)
     customer.tags.set(Tag.objects.filter(slug__in=slugs))
 
 
 def _customer_save(customer: Customer, *, update_fields: list[str] | None) -> None:
-    customer.full_clean(exclude=["tags"], validate_unique=False, validate_constraints=False)
+    customer.full_clean(
+        exclude=["tags"], validate_unique=False, validate_constraints=False
+    )
     if customer.email and (
         Customer.objects.by_email(customer.email).exclude(pk=customer.pk).exists()
     ):

@@ -102,7 +102,9 @@ def _points_apply(
     return entry
 
 
-def _insufficient_points(card: LoyaltyCard, wanted: int | None = None) -> ValidationError:
+def _insufficient_points(
+    card: LoyaltyCard, wanted: int | None = None
+) -> ValidationError:
     card.refresh_from_db(fields=["points"])
     return ValidationError(
         {
@@ -146,11 +148,18 @@ def points_earn(
 ) -> LoyaltyTransaction:
     if points <= 0:
         raise ValidationError(
-            {"points": ValidationError(_("Earned points must be positive."), code="min")}
+            {
+                "points": ValidationError(
+                    _("Earned points must be positive."), code="min"
+                )
+            }
         )
     _card_usable(card)
     return _points_apply(
-        card=card, kind=LoyaltyTransaction.Kind.EARNED, points=points, receipt=receipt,
+        card=card,
+        kind=LoyaltyTransaction.Kind.EARNED,
+        points=points,
+        receipt=receipt,
         note=note,
     )
 
@@ -174,8 +183,11 @@ def points_redeem(
     if locked.points < points:
         raise _insufficient_points(card, wanted=points)
     entry = _points_apply(
-        card=card, kind=LoyaltyTransaction.Kind.REDEEMED, points=-points,
-        receipt=receipt, note=note,
+        card=card,
+        kind=LoyaltyTransaction.Kind.REDEEMED,
+        points=-points,
+        receipt=receipt,
+        note=note,
     )
     return entry
 
@@ -190,6 +202,9 @@ def points_adjust(
             {"points": ValidationError(_("An adjustment cannot be zero."), code="zero")}
         )
     return _points_apply(
-        card=card, kind=LoyaltyTransaction.Kind.ADJUSTED, points=points, receipt=receipt,
+        card=card,
+        kind=LoyaltyTransaction.Kind.ADJUSTED,
+        points=points,
+        receipt=receipt,
         note=note,
     )

@@ -22,7 +22,13 @@ from crm.models import (
 )
 
 from .contacts import contact_record
-from .loyalty import _card_usable, points_adjust, points_earn, points_for_amount, points_redeem
+from .loyalty import (
+    _card_usable,
+    points_adjust,
+    points_earn,
+    points_for_amount,
+    points_redeem,
+)
 from .stats import customer_stats_refresh
 
 CENT = Decimal("0.01")
@@ -30,7 +36,7 @@ CENT = Decimal("0.01")
 
 @dataclass(frozen=True)
 class LineInput:
-    """One line as a till or a form sends it; `unit_price` defaults to the list price."""
+    """One line as a till or form sends it; `unit_price` defaults to the list price."""
 
     sku: str
     quantity: int
@@ -43,18 +49,29 @@ def _money(value, field: str) -> Decimal:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError):
         raise ValidationError(
-            {field: ValidationError(_("%(value)s is not an amount."), code="invalid",
-                                    params={"value": value})}
+            {
+                field: ValidationError(
+                    _("%(value)s is not an amount."),
+                    code="invalid",
+                    params={"value": value},
+                )
+            }
         ) from None
     if not amount.is_finite():
-        raise ValidationError({field: ValidationError(_("Not an amount."), code="invalid")})
+        raise ValidationError(
+            {field: ValidationError(_("Not an amount."), code="invalid")}
+        )
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def _lines_build(lines: list[LineInput]) -> list[ReceiptLine]:
     if not lines:
         raise ValidationError(
-            {"lines": ValidationError(_("A receipt needs at least one line."), code="empty")}
+            {
+                "lines": ValidationError(
+                    _("A receipt needs at least one line."), code="empty"
+                )
+            }
         )
     products = Product.objects.in_bulk({line.sku for line in lines}, field_name="sku")
     errors: dict[str, ValidationError] = {}
@@ -64,20 +81,25 @@ def _lines_build(lines: list[LineInput]) -> list[ReceiptLine]:
         product = products.get(line.sku)
         if product is None:
             errors[f"{prefix}.sku"] = ValidationError(
-                _("No product with sku '%(sku)s'."), code="unknown_sku",
+                _("No product with sku '%(sku)s'."),
+                code="unknown_sku",
                 params={"sku": line.sku},
             )
             continue
         if not isinstance(line.quantity, int) or line.quantity <= 0:
             errors[f"{prefix}.quantity"] = ValidationError(
-                _("Quantity must be a whole number of at least 1 (got %(value)s); "
-                  "record returns by voiding the sale."),
-                code="invalid_quantity", params={"value": line.quantity},
+                _(
+                    "Quantity must be a whole number of at least 1 (got %(value)s); "
+                    "record returns by voiding the sale."
+                ),
+                code="invalid_quantity",
+                params={"value": line.quantity},
             )
             continue
         try:
             unit_price = (
-                product.price if line.unit_price is None
+                product.price
+                if line.unit_price is None
                 else _money(line.unit_price, f"{prefix}.unit_price")
             )
             discount = _money(line.discount or 0, f"{prefix}.discount")
@@ -93,7 +115,8 @@ def _lines_build(lines: list[LineInput]) -> list[ReceiptLine]:
         if discount < 0 or discount > gross:
             errors[f"{prefix}.discount"] = ValidationError(
                 _("Discount must be between 0 and the line amount %(gross)s."),
-                code="invalid_discount", params={"gross": gross},
+                code="invalid_discount",
+                params={"gross": gross},
             )
             continue
         built.append(
@@ -127,10 +150,13 @@ def _card_resolve(
         return card.customer, card
     if card.customer_id not in (None, customer.pk):
         raise ValidationError(
-            {"loyalty_card": ValidationError(
-                _("Card %(number)s belongs to another customer."), code="card_mismatch",
-                params={"number": card.number},
-            )}
+            {
+                "loyalty_card": ValidationError(
+                    _("Card %(number)s belongs to another customer."),
+                    code="card_mismatch",
+                    params={"number": card.number},
+                )
+            }
         )
     return customer, card
 
@@ -161,40 +187,94 @@ def receipt_record(
         if existing is not None:
             return existing
     if channel not in SalesChannel.values:
-        raise ValidationError({"channel": ValidationError(
-            _("Channel must be one of %(choices)s."), code="invalid_choice",
-            params={"choices": ", ".join(SalesChannel.values)})})
+        raise ValidationError(
+            {
+                "channel": ValidationError(
+                    _("Channel must be one of %(choices)s."),
+                    code="invalid_choice",
+                    params={"choices": ", ".join(SalesChannel.values)},
+                )
+            }
+        )
     if payment_method not in Receipt.PaymentMethod.values:
-        raise ValidationError({"payment_method": ValidationError(
-            _("Payment method must be one of %(choices)s."), code="invalid_choice",
-            params={"choices": ", ".join(Receipt.PaymentMethod.values)})})
+        raise ValidationError(
+            {
+                "payment_method": ValidationError(
+                    _("Payment method must be one of %(choices)s."),
+                    code="invalid_choice",
+                    params={"choices": ", ".join(Receipt.PaymentMethod.values)},
+                )
+            }
+        )
     purchased_at = purchased_at or timezone.now()
     if timezone.is_naive(purchased_at):
-        raise ValidationError({"purchased_at": ValidationError(
-            _("Give the purchase time with its UTC offset."), code="naive_datetime")})
+        raise ValidationError(
+            {
+                "purchased_at": ValidationError(
+                    _("Give the purchase time with its UTC offset."),
+                    code="naive_datetime",
+                )
+            }
+        )
     if purchased_at > timezone.now() + timezone.timedelta(minutes=5):
-        raise ValidationError({"purchased_at": ValidationError(
-            _("The purchase time lies in the future."), code="future")})
+        raise ValidationError(
+            {
+                "purchased_at": ValidationError(
+                    _("The purchase time lies in the future."), code="future"
+                )
+            }
+        )
     customer, loyalty_card = _card_resolve(customer, loyalty_card)
     built = _lines_build(lines)
     total = sum((line.line_total for line in built), Decimal("0.00"))
     if expected_total is not None and _money(expected_total, "total") != total:
-        raise ValidationError({"total": ValidationError(
-            _("The total %(given)s does not match the lines, which add up to %(total)s."),
-            code="total_mismatch", params={"given": expected_total, "total": total})})
+        raise ValidationError(
+            {
+                "total": ValidationError(
+                    _(
+                        "The total %(given)s does not match the lines, which add up "
+                        "to %(total)s."
+                    ),
+                    code="total_mismatch",
+                    params={"given": expected_total, "total": total},
+                )
+            }
+        )
     if points_to_redeem < 0:
-        raise ValidationError({"points_redeemed": ValidationError(
-            _("Redeemed points cannot be negative."), code="min")})
+        raise ValidationError(
+            {
+                "points_redeemed": ValidationError(
+                    _("Redeemed points cannot be negative."), code="min"
+                )
+            }
+        )
     if points_to_redeem and loyalty_card is None:
-        raise ValidationError({"points_redeemed": ValidationError(
-            _("Scan a loyalty card to redeem points."), code="card_required")})
+        raise ValidationError(
+            {
+                "points_redeemed": ValidationError(
+                    _("Scan a loyalty card to redeem points."), code="card_required"
+                )
+            }
+        )
     point_value = Decimal(settings.LOYALIST_POINT_VALUE)
     redeemed_value = (point_value * points_to_redeem).quantize(CENT)
     if redeemed_value > total:
-        raise ValidationError({"points_redeemed": ValidationError(
-            _("%(points)d points are worth %(value)s, more than the total %(total)s."),
-            code="redeem_exceeds_total",
-            params={"points": points_to_redeem, "value": redeemed_value, "total": total})})
+        raise ValidationError(
+            {
+                "points_redeemed": ValidationError(
+                    _(
+                        "%(points)d points are worth %(value)s, more than the "
+                        "total %(total)s."
+                    ),
+                    code="redeem_exceeds_total",
+                    params={
+                        "points": points_to_redeem,
+                        "value": redeemed_value,
+                        "total": total,
+                    },
+                )
+            }
+        )
 
     receipt = Receipt(
         number=number or _receipt_number_next(store),
@@ -223,9 +303,15 @@ def receipt_record(
             if winner is not None:
                 return winner
         if number and Receipt.objects.filter(store=store, number=number).exists():
-            raise ValidationError({"number": ValidationError(
-                _("Receipt %(number)s already exists in this store."),
-                code="duplicate_number", params={"number": number})}) from None
+            raise ValidationError(
+                {
+                    "number": ValidationError(
+                        _("Receipt %(number)s already exists in this store."),
+                        code="duplicate_number",
+                        params={"number": number},
+                    )
+                }
+            ) from None
         raise
     for line in built:
         line.receipt = receipt
@@ -240,7 +326,9 @@ def receipt_record(
         if points_to_redeem:
             points_redeem(card=loyalty_card, points=points_to_redeem, receipt=receipt)
         if receipt.points_earned:
-            points_earn(card=loyalty_card, points=receipt.points_earned, receipt=receipt)
+            points_earn(
+                card=loyalty_card, points=receipt.points_earned, receipt=receipt
+            )
     if customer is not None:
         contact_record(
             customer=customer,
@@ -269,10 +357,16 @@ def _stock_move(lines: list[ReceiptLine], *, sign: int) -> None:
 def receipt_void(
     *, receipt: Receipt, reason: str, by: AbstractBaseUser | None = None
 ) -> Receipt:
-    """Void a sale: reverse its points, stock and statistics. Voiding twice is harmless."""
+    """Void a sale, reversing its points, stock and statistics; voiding twice is
+    harmless."""
     if not reason.strip():
-        raise ValidationError({"reason": ValidationError(
-            _("Say why the sale is voided."), code="reason_required")})
+        raise ValidationError(
+            {
+                "reason": ValidationError(
+                    _("Say why the sale is voided."), code="reason_required"
+                )
+            }
+        )
     receipt = Receipt.objects.select_for_update().get(pk=receipt.pk)
     if receipt.status == Receipt.Status.VOIDED:
         return receipt
@@ -280,13 +374,25 @@ def receipt_void(
         card = receipt.loyalty_card
         net = receipt.points_earned - receipt.points_redeemed
         if net > 0 and card.points < net:
-            raise ValidationError({"receipt": ValidationError(
-                _("The %(net)d points from this sale were already spent (balance "
-                  "%(balance)d); adjust the card by hand first."),
-                code="points_spent", params={"net": net, "balance": card.points})})
+            raise ValidationError(
+                {
+                    "receipt": ValidationError(
+                        _(
+                            "The %(net)d points from this sale were already spent "
+                            "(balance %(balance)d); adjust the card by hand first."
+                        ),
+                        code="points_spent",
+                        params={"net": net, "balance": card.points},
+                    )
+                }
+            )
         if net:
-            points_adjust(card=card, points=-net, receipt=receipt,
-                          note=f"Void of {receipt.number}: {reason.strip()}"[:200])
+            points_adjust(
+                card=card,
+                points=-net,
+                receipt=receipt,
+                note=f"Void of {receipt.number}: {reason.strip()}"[:200],
+            )
     receipt.status = Receipt.Status.VOIDED
     receipt.voided_at = timezone.now()
     receipt.void_reason = reason.strip()[:200]

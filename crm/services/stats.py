@@ -52,21 +52,21 @@ def _refresh(where: str, params: Sequence) -> None:
         )
         cursor.execute(
             f"""
-            INSERT INTO {t['catstats']}
+            INSERT INTO {t["catstats"]}
                 (customer_id, category_id, orders, quantity, spent, last_purchase_at)
             SELECT r.customer_id, p.category_id, COUNT(DISTINCT r.id),
                    SUM(l.quantity), SUM(l.line_total), MAX(r.purchased_at)
-            FROM {t['line']} l
-            JOIN {t['receipt']} r ON r.id = l.receipt_id
-            JOIN {t['product']} p ON p.id = l.product_id
-            WHERE r.status = 'completed' AND {where.format(col='r.customer_id')}
+            FROM {t["line"]} l
+            JOIN {t["receipt"]} r ON r.id = l.receipt_id
+            JOIN {t["product"]} p ON p.id = l.product_id
+            WHERE r.status = 'completed' AND {where.format(col="r.customer_id")}
             GROUP BY r.customer_id, p.category_id
             """,  # noqa: S608
             params,
         )
         cursor.execute(
             f"""
-            INSERT INTO {t['stats']}
+            INSERT INTO {t["stats"]}
                 (customer_id, orders, total_spent, avg_order_value, first_purchase_at,
                  last_purchase_at, last_contact_at, orders_in_store, orders_online,
                  orders_by_phone, preferred_purchase_channel, favourite_category_id,
@@ -88,11 +88,11 @@ def _refresh(where: str, params: Sequence) -> None:
                        WHEN a.online >= a.by_phone THEN 'online'
                        ELSE 'phone'
                    END,
-                   (SELECT cs.category_id FROM {t['catstats']} cs
+                   (SELECT cs.category_id FROM {t["catstats"]} cs
                     WHERE cs.customer_id = c.id
                     ORDER BY cs.spent DESC, cs.category_id LIMIT 1),
                    %s
-            FROM {t['customer']} c
+            FROM {t["customer"]} c
             LEFT JOIN (
                 SELECT customer_id,
                        COUNT(*) AS orders,
@@ -102,17 +102,17 @@ def _refresh(where: str, params: Sequence) -> None:
                        SUM(CASE WHEN channel = 'store' THEN 1 ELSE 0 END) AS in_store,
                        SUM(CASE WHEN channel = 'online' THEN 1 ELSE 0 END) AS online,
                        SUM(CASE WHEN channel = 'phone' THEN 1 ELSE 0 END) AS by_phone
-                FROM {t['receipt']}
-                WHERE status = 'completed' AND {where.format(col='customer_id')}
+                FROM {t["receipt"]}
+                WHERE status = 'completed' AND {where.format(col="customer_id")}
                 GROUP BY customer_id
             ) a ON a.customer_id = c.id
             LEFT JOIN (
                 SELECT customer_id, MAX(occurred_at) AS last_contact_at
-                FROM {t['contact']}
-                WHERE {where.format(col='customer_id')}
+                FROM {t["contact"]}
+                WHERE {where.format(col="customer_id")}
                 GROUP BY customer_id
             ) lc ON lc.customer_id = c.id
-            WHERE {where.format(col='c.id')}
+            WHERE {where.format(col="c.id")}
             ON CONFLICT (customer_id) DO UPDATE SET
                 orders = excluded.orders,
                 total_spent = excluded.total_spent,
