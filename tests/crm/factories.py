@@ -66,6 +66,7 @@ class ProductFactory(factory.django.DjangoModelFactory):
 class CustomerFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = models.Customer
+        skip_postgeneration_save = True
 
     email = factory.Sequence(lambda n: f"customer{n}@example.com")
     first_name = factory.Faker("first_name")
