@@ -8,6 +8,7 @@ real Celery workers and beat.
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -132,7 +133,21 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "segments-due": {"task": "segments.tasks.segments_due_task", "schedule": 30.0},
+    "segments-drain-sweep": {
+        "task": "segments.tasks.segments_drain_sweep_task",
+        "schedule": 10.0,
+    },
+    "segments-birthdays": {
+        "task": "segments.tasks.segments_birthdays_task",
+        "schedule": crontab(hour=0, minute=5),
+    },
+    "segments-nightly": {
+        "task": "segments.tasks.segments_nightly_task",
+        "schedule": crontab(hour=3, minute=15),
+    },
+}
 
 # Email: console output unless EMAIL_URL says otherwise (smtp://user:pass@host:port).
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
@@ -171,7 +186,10 @@ LOYALIST_POINT_VALUE = env.str("LOYALIST_POINT_VALUE", default="0.01")
 
 # Dotted paths of functions called with (customer_id=..., contact_id=...) inside the
 # transaction that records a contact. The segment engine registers itself here.
-LOYALIST_CONTACT_CONSUMERS = env.list("LOYALIST_CONTACT_CONSUMERS", default=[])
+LOYALIST_CONTACT_CONSUMERS = env.list(
+    "LOYALIST_CONTACT_CONSUMERS",
+    default=["segments.services.engine.customers_mark_dirty"],
+)
 
 LOGGING = {
     "version": 1,

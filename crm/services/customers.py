@@ -99,6 +99,7 @@ def customer_create(*, tags: list[str] | None = None, **fields: Any) -> Customer
     CustomerStats.objects.create(customer=customer)
     if tags:
         _tags_set(customer=customer, tags=tags)
+    contact_announce(contacts=[ContactRef(customer.pk, None)])
     return customer
 
 

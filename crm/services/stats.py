@@ -47,7 +47,7 @@ def _refresh(where: str, params: Sequence) -> None:
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
         cursor.execute(
-            f"DELETE FROM {t['catstats']} WHERE {where.format(col='customer_id')}",  # noqa: S608
+            f"DELETE FROM {t['catstats']} WHERE {where.format(col='customer_id')}",
             params,
         )
         cursor.execute(
@@ -61,7 +61,7 @@ def _refresh(where: str, params: Sequence) -> None:
             JOIN {t["product"]} p ON p.id = l.product_id
             WHERE r.status = 'completed' AND {where.format(col="r.customer_id")}
             GROUP BY r.customer_id, p.category_id
-            """,  # noqa: S608
+            """,
             params,
         )
         cursor.execute(
@@ -126,7 +126,7 @@ def _refresh(where: str, params: Sequence) -> None:
                 preferred_purchase_channel = excluded.preferred_purchase_channel,
                 favourite_category_id = excluded.favourite_category_id,
                 updated_at = excluded.updated_at
-            """,  # noqa: S608
+            """,
             [now, *params, *params, *params],
         )
 

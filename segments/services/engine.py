@@ -1,0 +1,563 @@
+"""The segment engine: incremental, time-driven and whole-base membership updates.
+
+All three paths evaluate customers with one expression per segment built by
+`segments.compiler.rule_condition`, combined into a per-customer *signature* (the
+ids of the matching active segments) and the next moment a time-based condition may
+flip. What differs is only which customers are evaluated and how the differences
+are written.
+"""
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import (
+    Case,
+    DateTimeField,
+    F,
+    QuerySet,
+    Subquery,
+    TextField,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Concat, Least, NullIf
+from django.db.models.lookups import GreaterThan
+from django.utils import timezone
+
+from crm.models import Customer
+from crm.services.contacts import ContactRef
+
+from ..compiler import context_build, rule_condition, rule_time_candidates
+from ..fields import Context
+from ..models import (
+    CustomerSegmentState,
+    DirtyCustomer,
+    EvaluationRow,
+    Segment,
+    SegmentEvent,
+    SegmentMembership,
+    SegmentSizeSnapshot,
+)
+
+logger = logging.getLogger(__name__)
+
+DRAIN_PENDING_KEY = "segments:drain-pending"
+# Stands in for "no time-based flip ahead", so LEAST never meets a NULL.
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+BATCH_SIZE = 500
+
+
+# Evaluation ----------------------------------------------------------------------
+
+
+def _active_segments() -> list[Segment]:
+    return list(Segment.objects.filter(is_active=True).order_by("pk"))
+
+
+def evaluation_queryset(
+    customers: QuerySet, *, segments: Sequence[Segment], ctx: Context
+) -> QuerySet:
+    """`customers` as (pk, sig, next_check) rows: one pass evaluates every segment."""
+    matches = [
+        Case(
+            When(rule_condition(segment.rules, ctx), then=Value(f"{segment.pk},")),
+            default=Value(""),
+            output_field=TextField(),
+        )
+        for segment in segments
+    ]
+    signature = (
+        Concat(Value(","), *matches, output_field=TextField())
+        if matches
+        else Value(",", output_field=TextField())
+    )
+    candidates = list(
+        dict.fromkeys(
+            candidate
+            for segment in segments
+            for candidate in rule_time_candidates(segment.rules, ctx)
+        )
+    )
+    future = [
+        Case(
+            When(GreaterThan(candidate, ctx.now), then=candidate),
+            default=Value(FAR_FUTURE),
+            output_field=DateTimeField(),
+        )
+        for candidate in candidates
+    ]
+    if not future:
+        next_check = Cast(Value(None), output_field=DateTimeField())
+    else:
+        earliest = future[0] if len(future) == 1 else Least(*future)
+        next_check = NullIf(earliest, Value(FAR_FUTURE))
+    return (
+        customers.order_by()
+        .annotate(sig=signature, next_check=next_check)
+        .values_list("pk", "sig", "next_check")
+    )
+
+
+def signature_ids(signature: str) -> set[int]:
+    return {int(part) for part in signature.split(",") if part}
+
+
+# Incremental path ------------------------------------------------------------------
+
+
+@transaction.atomic
+def memberships_refresh(
+    *,
+    customer_ids: Iterable[int],
+    cause: str = SegmentEvent.Cause.CONTACT,
+    contacts: dict[int, int | None] | None = None,
+    now: datetime | None = None,
+) -> tuple[int, int]:
+    """Bring the memberships of a batch of customers up to date.
+
+    Returns the number of (entries, exits). `contacts` maps customer ids to the
+    contact that triggered the evaluation, kept in the history.
+    """
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return 0, 0
+    contacts = contacts or {}
+    now = now or timezone.now()
+    CustomerSegmentState.objects.bulk_create(
+        [CustomerSegmentState(customer_id=pk) for pk in ids], ignore_conflicts=True
+    )
+    # Lock the customers' state rows in key order: a concurrent batch or a
+    # whole-base pass over the same customers waits instead of writing a stale diff.
+    list(
+        CustomerSegmentState.objects.select_for_update()
+        .filter(customer_id__in=ids)
+        .order_by("customer_id")
+        .values_list("customer_id", flat=True)
+    )
+    segments = _active_segments()
+    ctx = context_build(
+        now=now, segment_rules={segment.slug: segment.rules for segment in segments}
+    )
+    computed = {
+        pk: (sig, next_check)
+        for pk, sig, next_check in evaluation_queryset(
+            Customer.objects.filter(pk__in=ids), segments=segments, ctx=ctx
+        )
+    }
+    current: dict[int, dict[int, int]] = defaultdict(dict)
+    for membership_id, customer_id, segment_id in SegmentMembership.objects.filter(
+        customer_id__in=ids
+    ).values_list("pk", "customer_id", "segment_id"):
+        current[customer_id][segment_id] = membership_id
+
+    entered: list[tuple[int, int]] = []
+    exited: list[tuple[int, int, int]] = []
+    for customer_id, (sig, _next_check) in computed.items():
+        wanted = signature_ids(sig)
+        have = current.get(customer_id, {})
+        entered.extend((customer_id, s) for s in sorted(wanted - have.keys()))
+        exited.extend((customer_id, s, have[s]) for s in sorted(have.keys() - wanted))
+
+    if exited:
+        SegmentMembership.objects.filter(pk__in=[m for _c, _s, m in exited]).delete()
+    SegmentMembership.objects.bulk_create(
+        [
+            SegmentMembership(
+                segment_id=s, customer_id=c, entered_at=now, contact_id=contacts.get(c)
+            )
+            for c, s in entered
+        ]
+    )
+    SegmentEvent.objects.bulk_create(
+        [
+            SegmentEvent(
+                segment_id=s,
+                customer_id=c,
+                kind=SegmentEvent.Kind.ENTERED,
+                cause=cause,
+                occurred_at=now,
+                contact_id=contacts.get(c),
+            )
+            for c, s in entered
+        ]
+        + [
+            SegmentEvent(
+                segment_id=s,
+                customer_id=c,
+                kind=SegmentEvent.Kind.EXITED,
+                cause=cause,
+                occurred_at=now,
+                contact_id=contacts.get(c),
+            )
+            for c, s, _m in exited
+        ]
+    )
+    deltas: dict[int, int] = defaultdict(int)
+    for _c, s in entered:
+        deltas[s] += 1
+    for _c, s, _m in exited:
+        deltas[s] -= 1
+    # Segment rows in key order, so concurrent batches never deadlock.
+    for segment_id in sorted(deltas):
+        if deltas[segment_id]:
+            Segment.objects.filter(pk=segment_id).update(
+                size=F("size") + deltas[segment_id]
+            )
+    states = [
+        CustomerSegmentState(
+            customer_id=pk, signature=sig, next_check_at=next_check, evaluated_at=now
+        )
+        for pk, (sig, next_check) in computed.items()
+    ]
+    CustomerSegmentState.objects.bulk_update(
+        states, ["signature", "next_check_at", "evaluated_at"]
+    )
+    return len(entered), len(exited)
+
+
+def customers_mark_dirty(*, contacts: Sequence[ContactRef]) -> None:
+    """Contact consumer: note customers to re-evaluate, durably, in the contact's
+    transaction; a drain task is scheduled once it commits."""
+    now = timezone.now()
+    latest: dict[int, int | None] = {}
+    for ref in contacts:
+        if ref.contact_id is not None or ref.customer_id not in latest:
+            latest[ref.customer_id] = ref.contact_id
+    with_contact = [
+        DirtyCustomer(customer_id=c, contact_id=k, marked_at=now)
+        for c, k in latest.items()
+        if k is not None
+    ]
+    without = [
+        DirtyCustomer(customer_id=c, marked_at=now)
+        for c, k in latest.items()
+        if k is None
+    ]
+    if with_contact:
+        DirtyCustomer.objects.bulk_create(
+            with_contact,
+            update_conflicts=True,
+            unique_fields=["customer"],
+            update_fields=["contact"],
+        )
+    if without:
+        DirtyCustomer.objects.bulk_create(without, ignore_conflicts=True)
+    transaction.on_commit(drain_schedule)
+
+
+def drain_schedule() -> None:
+    """Enqueue one drain task unless one is already waiting to start."""
+    from ..tasks import segments_drain_task
+
+    try:
+        if cache.add(DRAIN_PENDING_KEY, 1, timeout=10):
+            segments_drain_task.delay()
+    except Exception:
+        # The dirty rows are committed; the periodic sweep drains them.
+        logger.warning("Could not enqueue a segment drain", exc_info=True)
+
+
+def _dirty_claim(batch_size: int) -> dict[int, int | None]:
+    table = DirtyCustomer._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # SKIP LOCKED lets several workers drain side by side without waiting.
+            cursor.execute(
+                f"""
+                DELETE FROM {table} WHERE customer_id IN (
+                    SELECT customer_id FROM {table}
+                    ORDER BY marked_at LIMIT %s FOR UPDATE SKIP LOCKED
+                ) RETURNING customer_id, contact_id
+                """,
+                [batch_size],
+            )
+            return dict(cursor.fetchall())
+    rows = dict(
+        DirtyCustomer.objects.order_by("marked_at").values_list(
+            "customer_id", "contact_id"
+        )[:batch_size]
+    )
+    DirtyCustomer.objects.filter(customer_id__in=list(rows)).delete()
+    return rows
+
+
+def dirty_drain(*, batch_size: int = BATCH_SIZE, max_batches: int | None = None) -> int:
+    """Evaluate customers marked dirty, a batch per transaction; returns how many.
+
+    A batch is claimed and evaluated in one transaction, so a worker that dies
+    midway leaves its customers marked for the next drain.
+    """
+    done = 0
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        with transaction.atomic():
+            claimed = _dirty_claim(batch_size)
+            if not claimed:
+                break
+            memberships_refresh(
+                customer_ids=claimed,
+                cause=SegmentEvent.Cause.CONTACT,
+                contacts=claimed,
+            )
+        done += len(claimed)
+        batches += 1
+    return done
+
+
+# Time path -------------------------------------------------------------------------
+
+
+def due_refresh(*, now: datetime | None = None, batch_size: int = BATCH_SIZE) -> int:
+    """Re-evaluate customers whose next time-based flip has come."""
+    now = now or timezone.now()
+    done = 0
+    while True:
+        with transaction.atomic():
+            due = list(
+                CustomerSegmentState.objects.select_for_update(skip_locked=True)
+                .filter(next_check_at__lte=now)
+                .order_by("next_check_at")
+                .values_list("customer_id", flat=True)[:batch_size]
+            )
+            if not due:
+                return done
+            memberships_refresh(
+                customer_ids=due, cause=SegmentEvent.Cause.TIME, now=now
+            )
+        done += len(due)
+
+
+def birthdays_refresh(*, now: datetime | None = None) -> int:
+    """Re-evaluate today's birthdays when an active rule looks at age."""
+    from ..compiler import rule_uses_age
+
+    now = now or timezone.now()
+    rules = dict(Segment.objects.filter(is_active=True).values_list("slug", "rules"))
+    if not any(rule_uses_age(rule, rules) for rule in rules.values()):
+        return 0
+    today = timezone.localdate(now)
+    born_today = Customer.objects.filter(
+        birth_date__month=today.month, birth_date__day=today.day
+    )
+    if today.month == 3 and today.day == 1:
+        # People born on 29 February come of age on 1 March in other years.
+        born_today = born_today | Customer.objects.filter(
+            birth_date__month=2, birth_date__day=29
+        )
+    ids = list(born_today.values_list("pk", flat=True).order_by("pk"))
+    for start in range(0, len(ids), BATCH_SIZE):
+        memberships_refresh(
+            customer_ids=ids[start : start + BATCH_SIZE],
+            cause=SegmentEvent.Cause.TIME,
+            now=now,
+        )
+    return len(ids)
+
+
+# Whole-base path -------------------------------------------------------------------
+
+
+def _tables() -> dict[str, str]:
+    return {
+        "customer": Customer._meta.db_table,
+        "state": CustomerSegmentState._meta.db_table,
+        "eval": EvaluationRow._meta.db_table,
+        "membership": SegmentMembership._meta.db_table,
+        "event": SegmentEvent._meta.db_table,
+        "segment": Segment._meta.db_table,
+    }
+
+
+def _evaluate_into(run: str, customers: QuerySet, *, changed_only: bool, ctx, segments):
+    t = _tables()
+    sql, params = evaluation_queryset(
+        customers, segments=segments, ctx=ctx
+    ).query.sql_with_params()
+    far = connection.ops.adapt_datetimefield_value(FAR_FUTURE)
+    compare = (
+        f"""JOIN {t["state"]} s ON s.customer_id = e.pk
+        WHERE s.signature <> e.sig
+           OR COALESCE(s.next_check_at, %s) <> COALESCE(e.next_check, %s)"""
+        if changed_only
+        else ""
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {t["eval"]} (run, customer_id, signature, next_check_at)
+            SELECT %s, e.pk, e.sig, e.next_check
+            FROM ({sql}) e
+            {compare}
+            """,
+            [run, *params, *([far, far] if changed_only else [])],
+        )
+        return cursor.rowcount
+
+
+def recompute_range(*, first_id: int, last_id: int, now: datetime | None = None) -> int:
+    """Set-based recompute of customers first_id..last_id; returns how many changed.
+
+    One pass compares every customer's freshly computed signature with the stored
+    one; only customers whose memberships changed are written.
+    """
+    now = now or timezone.now()
+    t = _tables()
+    segments = _active_segments()
+    ctx = context_build(
+        now=now, segment_rules={segment.slug: segment.rules for segment in segments}
+    )
+    detect, final = f"d{uuid.uuid4().hex[:30]}", f"f{uuid.uuid4().hex[:30]}"
+    customers = Customer.objects.filter(pk__range=(first_id, last_id))
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL work_mem = '128MB'")
+        cursor.execute(
+            f"""
+            INSERT INTO {t["state"]} (customer_id, signature)
+            SELECT c.id, '' FROM {t["customer"]} c
+            WHERE c.id BETWEEN %s AND %s
+              AND NOT EXISTS (SELECT 1 FROM {t["state"]} s WHERE s.customer_id = c.id)
+            """,
+            [first_id, last_id],
+        )
+        changed = _evaluate_into(
+            detect, customers, changed_only=True, ctx=ctx, segments=segments
+        )
+        if not changed:
+            return 0
+        # Lock the changed customers, then evaluate them again: an incremental batch
+        # that committed after the detecting pass must not be overwritten.
+        list(
+            CustomerSegmentState.objects.select_for_update()
+            .filter(customer_id__in=_run_ids(detect))
+            .order_by("customer_id")
+            .values_list("customer_id", flat=True)
+        )
+        _evaluate_into(
+            final,
+            Customer.objects.filter(pk__in=_run_ids(detect)),
+            changed_only=False,
+            ctx=ctx,
+            segments=segments,
+        )
+        _apply(cursor, final, now)
+        EvaluationRow.objects.filter(run__in=[detect, final]).delete()
+    return changed
+
+
+def _run_ids(run: str) -> Subquery:
+    return Subquery(EvaluationRow.objects.filter(run=run).values("customer_id"))
+
+
+def _apply(cursor, run: str, now: datetime) -> None:
+    t = _tables()
+    at = connection.ops.adapt_datetimefield_value(now)
+    cause = SegmentEvent.Cause.RECOMPUTE
+    leaving = f"""
+        FROM {t["membership"]} m
+        JOIN {t["eval"]} e ON e.customer_id = m.customer_id AND e.run = %s
+        WHERE e.signature NOT LIKE '%%,' || m.segment_id || ',%%'
+    """
+    cursor.execute(
+        f"""
+        INSERT INTO {t["event"]}
+            (segment_id, customer_id, kind, cause, occurred_at, contact_id)
+        SELECT m.segment_id, m.customer_id, 'exited', %s, %s, NULL {leaving}
+        """,
+        [cause, at, run],
+    )
+    cursor.execute(
+        f"DELETE FROM {t['membership']} WHERE id IN (SELECT m.id {leaving})",
+        [run],
+    )
+    joining = f"""
+        FROM {t["eval"]} e
+        JOIN {t["segment"]} g ON e.signature LIKE '%%,' || g.id || ',%%'
+        WHERE e.run = %s AND NOT EXISTS (
+            SELECT 1 FROM {t["membership"]} m
+            WHERE m.segment_id = g.id AND m.customer_id = e.customer_id
+        )
+    """
+    cursor.execute(
+        f"""
+        INSERT INTO {t["event"]}
+            (segment_id, customer_id, kind, cause, occurred_at, contact_id)
+        SELECT g.id, e.customer_id, 'entered', %s, %s, NULL {joining}
+        """,
+        [cause, at, run],
+    )
+    cursor.execute(
+        f"""
+        INSERT INTO {t["membership"]} (segment_id, customer_id, entered_at, contact_id)
+        SELECT g.id, e.customer_id, %s, NULL {joining}
+        """,
+        [at, run],
+    )
+    cursor.execute(
+        f"""
+        UPDATE {t["state"]} SET signature = e.signature,
+            next_check_at = e.next_check_at, evaluated_at = %s
+        FROM {t["eval"]} e
+        WHERE e.run = %s AND {t["state"]}.customer_id = e.customer_id
+        """,
+        [at, run],
+    )
+
+
+def customer_id_ranges(chunk_size: int) -> list[tuple[int, int]]:
+    bounds = Customer.objects.order_by("pk").values_list("pk", flat=True)
+    first, last = bounds.first(), bounds.last()
+    if first is None:
+        return []
+    return [
+        (low, min(low + chunk_size - 1, last))
+        for low in range(first, last + 1, chunk_size)
+    ]
+
+
+def recompute_finalize(*, now: datetime | None = None) -> None:
+    """Recount segment sizes and take today's size snapshot."""
+    now = now or timezone.now()
+    t = _tables()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {t["segment"]} SET size = (
+                SELECT COUNT(*) FROM {t["membership"]} m
+                WHERE m.segment_id = {t["segment"]}.id
+            )
+            """
+        )
+        Segment.objects.filter(is_active=True).update(last_computed_at=now)
+        today = timezone.localdate(now)
+        SegmentSizeSnapshot.objects.bulk_create(
+            [
+                SegmentSizeSnapshot(segment_id=pk, date=today, size=size)
+                for pk, size in Segment.objects.values_list("pk", "size")
+            ],
+            update_conflicts=True,
+            unique_fields=["segment", "date"],
+            update_fields=["size"],
+        )
+
+
+def recompute_all(
+    *,
+    now: datetime | None = None,
+    chunk_size: int = 100_000,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Recompute every customer in this process, range by range; returns changes."""
+    now = now or timezone.now()
+    changed = 0
+    for first_id, last_id in customer_id_ranges(chunk_size):
+        changed += recompute_range(first_id=first_id, last_id=last_id, now=now)
+        if progress is not None:
+            progress(last_id - first_id + 1)
+    recompute_finalize(now=now)
+    return changed

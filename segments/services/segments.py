@@ -1,0 +1,126 @@
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+
+from crm.errors import field_error
+
+from ..compiler import rule_check
+from ..fields import RuleError
+from ..models import Segment, SegmentEvent, SegmentMembership
+from ..query import QuerySyntaxError, parse
+
+
+def rules_from_input(
+    *, rules: Any = None, query: str | None = None, own_slug: str | None = None
+) -> dict:
+    """Checked rules from a JSON tree or a text query (exactly one of them)."""
+    if (rules is None) == (query is None):
+        raise field_error(
+            "rules",
+            _("Give the rule either as JSON (rules) or as text (query)."),
+            "rules_or_query",
+        )
+    if query is not None:
+        try:
+            rules = parse(query)
+        except QuerySyntaxError as exc:
+            raise field_error("query", str(exc), "syntax") from None
+    segment_rules = dict(Segment.objects.values_list("slug", "rules"))
+    try:
+        return rule_check(rules, segment_rules=segment_rules, own_slug=own_slug)
+    except RuleError as exc:
+        raise field_error(
+            "query" if query is not None else "rules", str(exc), "invalid_rule"
+        ) from None
+
+
+def _recompute_on_commit() -> None:
+    from ..tasks import segments_recompute_task
+
+    transaction.on_commit(segments_recompute_task.delay)
+
+
+@transaction.atomic
+def segment_create(
+    *,
+    name: str,
+    rules: Any = None,
+    query: str | None = None,
+    slug: str | None = None,
+    description: str = "",
+    kind: str = Segment.Kind.OTHER,
+    is_active: bool = True,
+) -> Segment:
+    """Create a segment and start computing its members once committed."""
+    slug = slugify(slug or name)
+    if not slug:
+        raise field_error("slug", _("Give the segment a name or slug."), "required")
+    if Segment.objects.filter(slug=slug).exists():
+        raise field_error(
+            "slug", _("A segment with slug %(slug)s exists."), "slug_taken", slug=slug
+        )
+    segment = Segment(
+        name=name,
+        slug=slug,
+        description=description,
+        kind=kind,
+        rules=rules_from_input(rules=rules, query=query, own_slug=slug),
+        is_active=is_active,
+    )
+    segment.full_clean()
+    segment.save()
+    _recompute_on_commit()
+    return segment
+
+
+@transaction.atomic
+def segment_update(
+    *, segment: Segment, rules: Any = None, query: str | None = None, **fields: Any
+) -> Segment:
+    """Change a segment; a changed rule or activity recomputes its members."""
+    allowed = {"name", "description", "kind", "is_active"}
+    if set(fields) - allowed:
+        raise TypeError(f"segment_update() got unknown fields {set(fields) - allowed}")
+    recompute = False
+    if rules is not None or query is not None:
+        new_rules = rules_from_input(rules=rules, query=query, own_slug=segment.slug)
+        recompute = new_rules != segment.rules
+        segment.rules = new_rules
+    if "is_active" in fields and fields["is_active"] != segment.is_active:
+        recompute = True
+    for name, value in fields.items():
+        setattr(segment, name, value)
+    segment.full_clean()
+    segment.save()
+    if not segment.is_active:
+        _members_clear(segment)
+    if recompute:
+        _recompute_on_commit()
+    return segment
+
+
+def _members_clear(segment: Segment) -> None:
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {SegmentEvent._meta.db_table}
+                (segment_id, customer_id, kind, cause, occurred_at, contact_id)
+            SELECT segment_id, customer_id, %s, %s, %s, NULL
+            FROM {SegmentMembership._meta.db_table} WHERE segment_id = %s
+            """,
+            [SegmentEvent.Kind.EXITED, SegmentEvent.Cause.RECOMPUTE, now, segment.pk],
+        )
+    SegmentMembership.objects.filter(segment=segment).delete()
+    Segment.objects.filter(pk=segment.pk).update(size=0)
+
+
+@transaction.atomic
+def segment_deactivate(*, segment: Segment) -> Segment:
+    """Stop maintaining a segment; its members leave it."""
+    if segment.is_active:
+        segment_update(segment=segment, is_active=False)
+    return segment

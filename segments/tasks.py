@@ -1,0 +1,89 @@
+"""Thin Celery tasks around the segment engine; ids and times only, never data."""
+
+import uuid
+from datetime import datetime
+
+from celery import shared_task
+from django.core.cache import cache
+from django.utils import timezone
+
+
+@shared_task(acks_late=True, soft_time_limit=55, time_limit=60, max_retries=5)
+def segments_drain_task() -> int:
+    """Evaluate the customers marked dirty by recent contacts."""
+    from .services.engine import DRAIN_PENDING_KEY, dirty_drain
+
+    # Cleared before claiming: a contact committed from here on schedules a new
+    # drain, one committed before is claimed below.
+    cache.delete(DRAIN_PENDING_KEY)
+    return dirty_drain()
+
+
+@shared_task(acks_late=True, soft_time_limit=25, time_limit=30)
+def segments_drain_sweep_task() -> None:
+    """Safety net for drains that could not be enqueued (broker down)."""
+    from .models import DirtyCustomer
+    from .services.engine import drain_schedule
+
+    if DirtyCustomer.objects.exists():
+        drain_schedule()
+
+
+@shared_task(acks_late=True, soft_time_limit=25, time_limit=30)
+def segments_due_task() -> int:
+    """Re-evaluate customers whose time-based conditions may have flipped."""
+    from .services import due_refresh
+
+    return due_refresh()
+
+
+@shared_task(acks_late=True, soft_time_limit=600, time_limit=660)
+def segments_birthdays_task() -> int:
+    from .services.engine import birthdays_refresh
+
+    return birthdays_refresh()
+
+
+@shared_task(acks_late=True, soft_time_limit=1800, time_limit=1900)
+def segments_recompute_range_task(
+    first_id: int, last_id: int, now: str, run: str, ranges: int
+) -> int:
+    """Recompute one customer-id range; the last range to finish recounts sizes."""
+    from .services import recompute_finalize, recompute_range
+
+    at = datetime.fromisoformat(now)
+    changed = recompute_range(first_id=first_id, last_id=last_id, now=at)
+    key = f"segments:recompute:{run}"
+    cache.add(key, 0, timeout=6 * 3600)
+    if cache.incr(key) >= ranges:
+        recompute_finalize(now=at)
+    return changed
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+def segments_recompute_task(chunk_size: int = 100_000) -> int:
+    """Fan a whole-base recompute out over the workers, one task per id range."""
+    from celery import group
+
+    from .services.engine import customer_id_ranges, recompute_finalize
+
+    now = timezone.now()
+    ranges = customer_id_ranges(chunk_size)
+    if not ranges:
+        recompute_finalize(now=now)
+        return 0
+    run = uuid.uuid4().hex
+    group(
+        segments_recompute_range_task.s(low, high, now.isoformat(), run, len(ranges))
+        for low, high in ranges
+    ).apply_async()
+    return len(ranges)
+
+
+@shared_task(acks_late=True, soft_time_limit=600, time_limit=660)
+def segments_nightly_task() -> None:
+    """Recompute RFM thresholds, then recompute the whole base as a safety net."""
+    from .services import rfm_thresholds_compute
+
+    rfm_thresholds_compute()
+    segments_recompute_task.delay()
