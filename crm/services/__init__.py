@@ -2,6 +2,7 @@
 
 from .contacts import ContactRef, contact_announce, contact_record
 from .customers import consent_record, customer_create, customer_update
+from .imports import ImportReport, receipts_import
 from .loyalty import (
     loyalty_card_issue,
     loyalty_card_link,
@@ -14,6 +15,7 @@ from .stats import customer_stats_rebuild, customer_stats_refresh
 
 __all__ = [
     "ContactRef",
+    "ImportReport",
     "LineInput",
     "consent_record",
     "contact_announce",
@@ -29,4 +31,5 @@ __all__ = [
     "points_redeem",
     "receipt_record",
     "receipt_void",
+    "receipts_import",
 ]
