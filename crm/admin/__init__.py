@@ -1,0 +1,12 @@
+"""The Django admin for the CRM core.
+
+The admin reads freely but writes only through crm.services: add and change forms
+hand their cleaned data to a service, admin actions call services, and the rows
+only services write (consents, loyalty transactions, receipts, contacts and the
+statistics) are read-only here. Stores, staff, tags and the catalogue are reference
+data without a workflow, edited directly.
+"""
+
+from . import catalogue, customers, loyalty, receipts, stores
+
+__all__ = ["catalogue", "customers", "loyalty", "receipts", "stores"]
