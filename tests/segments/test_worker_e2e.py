@@ -1,0 +1,113 @@
+"""End to end: a real Celery worker and Redis bring memberships up to date."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+from crm.services import LineInput, receipt_record
+from segments.models import SegmentEvent, SegmentMembership
+from segments.services import segment_create
+from tests.crm.factories import CustomerFactory
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not settings.REDIS_URL or connection.vendor != "postgresql",
+        reason="needs PostgreSQL and Redis (make test)",
+    ),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_for(predicate, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return predicate()
+
+
+@pytest.fixture
+def worker():
+    """A Celery worker process on the test database and the test Redis."""
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": (
+            f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+        ),
+        "REDIS_URL": settings.REDIS_URL,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool=solo",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+def test_receipt_brings_the_customer_into_a_segment_through_a_real_worker(
+    worker, store, products
+):
+    segment = segment_create(
+        name="Repeat buyers", rules={"field": "orders", "op": "gte", "value": 2}
+    )
+    customer = CustomerFactory()
+    receipt_record(
+        store=store,
+        customer=customer,
+        payment_method="card",
+        lines=[LineInput("SHOE-1", 1)],
+    )
+    started = time.monotonic()
+
+    second = receipt_record(
+        store=store,
+        customer=customer,
+        payment_method="card",
+        lines=[LineInput("BAG-1", 1)],
+    )
+
+    member = wait_for(
+        lambda: SegmentMembership.objects.filter(
+            segment=segment, customer=customer
+        ).first()
+    )
+    assert member is not None, "the worker did not add the membership in time"
+    assert time.monotonic() - started < 20
+    entered = SegmentEvent.objects.get(segment=segment, customer=customer)
+    assert entered.kind == "entered"
+    assert entered.contact.receipt_id == second.pk
+    assert wait_for(lambda: segment.__class__.objects.get(pk=segment.pk).size == 1)
