@@ -7,6 +7,7 @@ from django.db.models import F
 from django.utils.translation import gettext as _
 from stdnum import luhn
 
+from crm.errors import field_error
 from crm.models import Customer, LoyaltyCard, LoyaltyTransaction, Receipt, Store
 
 CARD_PREFIX = "2962"
@@ -54,7 +55,13 @@ def loyalty_card_issue(
                 card.save()
         except IntegrityError:
             if number:
-                raise
+                # Issued by another till at the same moment.
+                raise field_error(
+                    "number",
+                    _("Card %(number)s has already been issued."),
+                    "card_exists",
+                    number=card.number,
+                ) from None
             continue
         return card
     raise RuntimeError("Could not generate a free loyalty card number.")
