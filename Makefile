@@ -34,6 +34,7 @@ run: install
 	@mkdir -p var
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo --if-empty --customers $(DEMO_CUSTOMERS)
+	$(PY) manage.py rebuild_segments --rfm --verbosity 0
 	@echo ""
 	@echo "Loyalist is starting on http://$(HOST):$(PORT)/"
 	@echo "  admin:     http://$(HOST):$(PORT)/admin/"

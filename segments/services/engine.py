@@ -19,13 +19,14 @@ from django.db.models import (
     Case,
     DateTimeField,
     F,
+    Func,
     QuerySet,
     Subquery,
     TextField,
     Value,
     When,
 )
-from django.db.models.functions import Cast, Concat, Least, NullIf
+from django.db.models.functions import Cast, Least, NullIf
 from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 
@@ -55,6 +56,15 @@ BATCH_SIZE = 500
 # Evaluation ----------------------------------------------------------------------
 
 
+class StringJoin(Func):
+    """`a || b || c`, flat: Concat nests one level per argument, which overflows
+    SQLite's parser with dozens of segments. The parts are never NULL."""
+
+    arg_joiner = " || "
+    template = "(%(expressions)s)"
+    output_field = TextField()
+
+
 def _active_segments() -> list[Segment]:
     return list(Segment.objects.filter(is_active=True).order_by("pk"))
 
@@ -71,11 +81,7 @@ def evaluation_queryset(
         )
         for segment in segments
     ]
-    signature = (
-        Concat(Value(","), *matches, output_field=TextField())
-        if matches
-        else Value(",", output_field=TextField())
-    )
+    signature = StringJoin(Value(","), *matches)
     candidates = list(
         dict.fromkeys(
             candidate
