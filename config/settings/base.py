@@ -184,6 +184,9 @@ LOYALIST_POINTS_PER_CURRENCY_UNIT = env.int(
 # What one point is worth when redeemed, in the currency.
 LOYALIST_POINT_VALUE = env.str("LOYALIST_POINT_VALUE", default="0.01")
 
+# Segments smaller than this are flagged in the admin: too narrow to pay for a campaign.
+LOYALIST_SEGMENT_MIN_SIZE = env.int("LOYALIST_SEGMENT_MIN_SIZE", default=50)
+
 # Dotted paths of functions called with (customer_id=..., contact_id=...) inside the
 # transaction that records a contact. The segment engine registers itself here.
 LOYALIST_CONTACT_CONSUMERS = env.list(

@@ -197,9 +197,17 @@ class CustomerAdmin(
         def may(action: str, model_name: str) -> bool:
             return request.user.has_perm(f"crm.{action}_{model_name}")
 
+        # Imported here: the segments admin imports the CRM admin's helpers.
+        from segments.admin import customer_segments_html
+
         may_see_consents = may("view", "consent")
         return {
             "currency": settings.LOYALIST_CURRENCY,
+            "segments_html": (
+                customer_segments_html(customer)
+                if request.user.has_perm("segments.view_segment")
+                else None
+            ),
             "current_consents": (
                 customer_current_consents(customer=customer)
                 if may_see_consents

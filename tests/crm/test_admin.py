@@ -217,7 +217,7 @@ RECEIPT_CHANGELIST_QUERIES = 7
 # ... the customer with its statistics, tags (the form's value and the widget's
 # choices), the home store's widget choice, current consents, consent ledger,
 # cards, categories bought, recent contacts.
-CUSTOMER_CHANGE_PAGE_QUERIES = 11
+CUSTOMER_CHANGE_PAGE_QUERIES = 13  # 11 for the CRM panels, 2 for segments
 # ... the receipt with store, clerk, customer and card, its lines, its points.
 RECEIPT_CHANGE_PAGE_QUERIES = 5
 

@@ -1,0 +1,79 @@
+"""Read-only pieces of the segment pages: the size chart and the customer's segments."""
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.safestring import SafeString
+
+from crm.models import Customer
+
+from ..models import Segment, SegmentSizeSnapshot
+from ..selectors import customer_segment_list
+
+CHART_DAYS = 365
+CHART_WIDTH = 600
+CHART_HEIGHT = 120
+CHART_PADDING = 6
+
+
+def segment_min_size() -> int:
+    """Segments smaller than this are flagged: too narrow to be worth a campaign."""
+    return getattr(settings, "LOYALIST_SEGMENT_MIN_SIZE", 50)
+
+
+def size_chart(snapshots: Sequence[SegmentSizeSnapshot]) -> dict[str, Any] | None:
+    """Coordinates of a polyline of daily sizes, for an inline SVG."""
+    if not snapshots:
+        return None
+    first, last = snapshots[0].date, snapshots[-1].date
+    span = max((last - first).days, 1)
+    top = max(snapshot.size for snapshot in snapshots) or 1
+    inner_width = CHART_WIDTH - 2 * CHART_PADDING
+    inner_height = CHART_HEIGHT - 2 * CHART_PADDING
+    points = [
+        (
+            CHART_PADDING + (snapshot.date - first).days / span * inner_width,
+            CHART_HEIGHT - CHART_PADDING - snapshot.size / top * inner_height,
+        )
+        for snapshot in snapshots
+    ]
+    return {
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "points": " ".join(f"{x:.1f},{y:.1f}" for x, y in points),
+        "last_x": f"{points[-1][0]:.1f}",
+        "last_y": f"{points[-1][1]:.1f}",
+        "first_date": first,
+        "last_date": last,
+        "max_size": top,
+        "latest_size": snapshots[-1].size,
+        "days": len(snapshots),
+    }
+
+
+def segment_size_chart(segment: Segment) -> dict[str, Any] | None:
+    since = timezone.localdate() - timedelta(days=CHART_DAYS)
+    return size_chart(list(segment.size_snapshots.filter(date__gte=since)))
+
+
+def customer_segments_html(customer: Customer) -> SafeString:
+    """The customer's segments, each with a link to why, for the customer's page.
+
+    Active segments the customer is not in are listed too, so "why is she not a
+    champion?" is one click away.
+    """
+    memberships = list(customer_segment_list(customer=customer))
+    member_ids = {segment.pk for segment in memberships}
+    others = [
+        segment
+        for segment in Segment.objects.filter(is_active=True).only("pk", "name", "slug")
+        if segment.pk not in member_ids
+    ]
+    return render_to_string(
+        "admin/segments/customer_segments.html",
+        {"customer": customer, "memberships": memberships, "others": others},
+    )

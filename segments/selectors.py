@@ -1,0 +1,256 @@
+"""Reads for the segment pages: previews, explanations, members and overlaps."""
+
+from datetime import date, datetime
+from typing import Any
+
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    DateTimeField,
+    Expression,
+    F,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+
+from crm.models import Customer, CustomerCategoryStats
+
+from .compiler import context_build, rule_condition
+from .fields import FIELDS, Context
+from .models import Segment, SegmentMembership
+from .query import format_rule
+
+# An explanation shows the rules of nested segments down to this depth; deeper
+# nested segments are shown by their result only.
+EXPLAIN_NESTED_DEPTH = 3
+
+
+def segment_preview(
+    *, rules: dict, limit: int = 20, ctx: Context | None = None
+) -> tuple[int, list[Customer]]:
+    """Count the customers a checked rule matches and sample them; nothing is saved."""
+    ctx = ctx or context_build()
+    matching = Customer.objects.filter(rule_condition(rules, ctx))
+    count = matching.count()
+    if not count:
+        return 0, []
+    sample = list(matching.select_related("stats").order_by("-pk")[:limit])
+    return count, sample
+
+
+# Explain ---------------------------------------------------------------------------
+
+
+def _raw_value(ctx: Context, leaf: dict) -> Expression | None:
+    """What to show as the customer's value for fields without a value expression."""
+    match leaf["field"]:
+        case "age":
+            return F("birth_date")
+        case "days_since_last_purchase":
+            return F("stats__last_purchase_at")
+        case "bought_category_within_days":
+            last = CustomerCategoryStats.objects.filter(
+                customer_id=OuterRef("pk"), category__slug=leaf["value"]["category"]
+            ).values("last_purchase_at")[:1]
+            return Subquery(last, output_field=DateTimeField())
+    spec = FIELDS.get(leaf["field"])
+    return spec.value(ctx) if spec is not None and spec.value is not None else None
+
+
+def _shown_value(ctx: Context, leaf: dict, raw: Any) -> Any:
+    if raw is None:
+        return None
+    match leaf["field"]:
+        case "age" if isinstance(raw, date):
+            years = ctx.today.year - raw.year
+            return years - ((ctx.today.month, ctx.today.day) < (raw.month, raw.day))
+        case "days_since_last_purchase" if isinstance(raw, datetime):
+            return (ctx.now - raw).days
+    return raw
+
+
+class _Explainer:
+    """Builds the explanation tree and the annotations that fill it in one query."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.annotations: dict[str, Expression] = {}
+
+    def _annotate(self, expression: Expression) -> str:
+        name = f"explain_{len(self.annotations)}"
+        self.annotations[name] = expression
+        return name
+
+    def _truth(self, rule: dict, ctx: Context) -> str:
+        return self._annotate(
+            Case(
+                When(rule_condition(rule, ctx), then=Value(True)),
+                default=Value(False),
+                output_field=BooleanField(),
+            )
+        )
+
+    def plan(self, rule: dict, ctx: Context, depth: int = 0) -> dict:
+        for group in ("all", "any"):
+            if group in rule:
+                return {
+                    "kind": group,
+                    "children": [self.plan(child, ctx, depth) for child in rule[group]],
+                }
+        if "not" in rule:
+            return {"kind": "not", "children": [self.plan(rule["not"], ctx, depth)]}
+        node: dict[str, Any] = {
+            "kind": "segment" if rule["field"] == "segment" else "leaf",
+            "field": rule["field"],
+            "op": rule["op"],
+            "value": rule["value"],
+            "text": format_rule(rule),
+            "children": [],
+            "_truth": self._truth(rule, ctx),
+        }
+        if rule["field"] == "segment":
+            node["children"] = [
+                self._nested(slug, ctx, depth) for slug in rule["value"]
+            ]
+            return node
+        raw = _raw_value(ctx, rule)
+        if raw is not None:
+            node["_value"] = self._annotate(raw)
+        node["_leaf"] = rule
+        return node
+
+    def _nested(self, slug: str, ctx: Context, depth: int) -> dict:
+        inner = ctx.segment_rules.get(slug)
+        node: dict[str, Any] = {"kind": "segment", "slug": slug, "children": []}
+        if inner is None or slug in ctx.stack:
+            # Inactive, deleted or cyclic: the compiler treats it as empty.
+            node["result"] = False
+            node["missing"] = True
+            return node
+        nested = Context(
+            now=ctx.now,
+            today=ctx.today,
+            rfm=ctx.rfm,
+            segment_rules=ctx.segment_rules,
+            stack=(*ctx.stack, slug),
+        )
+        node["text"] = format_rule(inner)
+        node["_truth"] = self._truth(inner, nested)
+        if depth < EXPLAIN_NESTED_DEPTH:
+            node["children"] = [self.plan(inner, nested, depth + 1)]
+        return node
+
+    def fill(self, node: dict, row: dict) -> dict:
+        children = [self.fill(child, row) for child in node.get("children", [])]
+        node["children"] = children
+        truth = node.pop("_truth", None)
+        if truth is not None:
+            node["result"] = bool(row[truth])
+        elif node["kind"] == "all":
+            node["result"] = all(child["result"] for child in children)
+        elif node["kind"] == "any":
+            node["result"] = any(child["result"] for child in children)
+        elif node["kind"] == "not":
+            node["result"] = not children[0]["result"]
+        value = node.pop("_value", None)
+        leaf = node.pop("_leaf", None)
+        if node["kind"] == "leaf":
+            # has_value tells "the customer has no value" from "no value to show".
+            node["has_value"] = value is not None
+            node["actual"] = (
+                _shown_value(self.ctx, leaf, row[value]) if value is not None else None
+            )
+        elif node["kind"] == "segment" and "field" in node:
+            node["actual"] = [child["slug"] for child in children if child["result"]]
+        return node
+
+
+def segment_explain(
+    *, customer: Customer, segment: Segment, ctx: Context | None = None
+) -> dict:
+    """Which conditions of the segment's rule hold for the customer, and their values.
+
+    Every leaf's truth and value comes from one query on the customer; `all`, `any`
+    and `not` are combined here from the leaves, so the tree agrees with the
+    compiled rule.
+    """
+    ctx = ctx or context_build()
+    explainer = _Explainer(ctx)
+    tree = explainer.plan(segment.rules, ctx)
+    row: dict[str, Any] = {}
+    if explainer.annotations:
+        row = (
+            Customer.objects.filter(pk=customer.pk)
+            .annotate(**explainer.annotations)
+            .values(*explainer.annotations)
+            .get()
+        )
+    return explainer.fill(tree, row)
+
+
+# Members and overlaps --------------------------------------------------------------
+
+
+def segment_member_list(*, segment: Segment) -> QuerySet[Customer]:
+    """The segment's current members with `entered_at`, the latest entries first."""
+    return (
+        Customer.objects.filter(segment_memberships__segment=segment)
+        .annotate(entered_at=F("segment_memberships__entered_at"))
+        .order_by("-entered_at", "-pk")
+    )
+
+
+def customer_segment_list(*, customer: Customer) -> QuerySet[Segment]:
+    """The segments the customer is in now, with `entered_at`."""
+    return (
+        Segment.objects.filter(memberships__customer=customer)
+        .annotate(entered_at=F("memberships__entered_at"))
+        .order_by("name")
+    )
+
+
+def segment_overlaps(
+    *, segment: Segment, threshold: float = 0.9
+) -> list[tuple[Segment, float]]:
+    """Active segments sharing at least `threshold` of either segment's members.
+
+    The share is shared members over the smaller of the two segments, so both "this
+    segment lies inside that one" and "that one lies inside this" are found. One
+    GROUP BY over the memberships of this segment's members does the counting.
+    """
+    own = SegmentMembership.objects.filter(segment=segment)
+    own_size = own.count()
+    if not own_size:
+        return []
+    other_size = (
+        SegmentMembership.objects.filter(segment_id=OuterRef("segment_id"))
+        .order_by()
+        .values("segment_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    rows = (
+        SegmentMembership.objects.filter(
+            customer_id__in=own.values("customer_id"), segment__is_active=True
+        )
+        .exclude(segment_id=segment.pk)
+        .order_by()
+        .values("segment_id")
+        .annotate(shared=Count("pk"), other_size=Subquery(other_size))
+    )
+    shares = {
+        row["segment_id"]: row["shared"] / min(own_size, row["other_size"])
+        for row in rows
+        if row["shared"] / min(own_size, row["other_size"]) >= threshold
+    }
+    if not shares:
+        return []
+    others = Segment.objects.in_bulk(list(shares))
+    return sorted(
+        ((others[pk], share) for pk, share in shares.items()),
+        key=lambda pair: (-pair[1], pair[0].name),
+    )
