@@ -29,6 +29,7 @@ from .loyalty import (
     points_for_amount,
     points_redeem,
 )
+from .receipt_email import receipt_email_enqueue
 from .stats import customer_stats_refresh
 
 CENT = Decimal("0.01")
@@ -177,10 +178,13 @@ def receipt_record(
     points_to_redeem: int = 0,
     idempotency_key: str | None = None,
     adjust_stock: bool = True,
+    send_email: bool = False,
 ) -> Receipt:
     """Record a sale: receipt, lines, points, the purchase contact and the stats.
 
     Idempotent by `idempotency_key`: a repeated call returns the first receipt.
+    With `send_email`, a customer with an email address is emailed the receipt
+    once the sale commits.
     """
     if idempotency_key:
         existing = Receipt.objects.filter(idempotency_key=idempotency_key).first()
@@ -291,6 +295,8 @@ def receipt_record(
         redeemed_value=redeemed_value,
         idempotency_key=idempotency_key or None,
     )
+    if send_email and customer is not None and customer.email:
+        receipt.email_status = Receipt.EmailStatus.PENDING
     if loyalty_card is not None:
         receipt.points_earned = points_for_amount(total - redeemed_value)
     try:
@@ -339,6 +345,8 @@ def receipt_record(
             receipt=receipt,
         )
         customer_stats_refresh(customer_ids=[customer.pk])
+    if receipt.email_status == Receipt.EmailStatus.PENDING:
+        receipt_email_enqueue(receipt_id=receipt.pk)
     return receipt
 
 
