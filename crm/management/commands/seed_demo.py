@@ -11,7 +11,9 @@ from crm.models import Customer
 class Command(BaseCommand):
     help = (
         "Fill an empty database with demo stores, products, staff accounts and "
-        "customers with two years of receipts and contacts."
+        "customers with two years of receipts and contacts, and print the demo "
+        "logins. A database that has customers is refused, or with --if-empty left "
+        "as it is apart from the demo accounts."
     )
 
     def add_arguments(self, parser):
