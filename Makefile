@@ -38,6 +38,7 @@ run: install
 	@echo ""
 	@echo "Loyalist is starting on http://$(HOST):$(PORT)/"
 	@echo "  admin:     http://$(HOST):$(PORT)/admin/"
+	@echo "  till page: http://$(HOST):$(PORT)/desk/"
 	@echo "  API docs:  http://$(HOST):$(PORT)/api/docs/"
 	@echo "Stop with Ctrl-C."
 	@if [ -n "$$REDIS_URL" ]; then \
