@@ -10,7 +10,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/loyalist
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: install services run test lint format smoke-embedded browser clean
+.PHONY: install services run test lint format smoke-embedded browser bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ smoke-embedded: install
 test: install services lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest $(PYTEST_ARGS)
 	$(MAKE) smoke-embedded
+
+# Benchmarks write data: point DATABASE_URL at an empty PostgreSQL database.
+bench: install
+	$(PY) manage.py bench desk --customers $${BENCH_CUSTOMERS:-100000}
 
 clean:
 	rm -rf $(VENV) var db.sqlite3

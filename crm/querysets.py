@@ -2,11 +2,15 @@
 
 from django.db import models
 from django.db.models import OuterRef, Subquery
+from django.db.models.functions import Lower
 
 
 class CustomerQuerySet(models.QuerySet):
     def by_email(self, email: str) -> "CustomerQuerySet":
-        return self.filter(email__iexact=email.strip())
+        # customer_email_ci_unique indexes Lower(email); iexact (UPPER) cannot use it.
+        return self.alias(email_lower=Lower("email")).filter(
+            email_lower=email.strip().lower()
+        )
 
     def with_stats(self) -> "CustomerQuerySet":
         return self.select_related("stats", "stats__favourite_category", "home_store")

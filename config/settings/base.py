@@ -155,6 +155,7 @@ CELERY_BEAT_SCHEDULE = {
 # Email: console output unless EMAIL_URL says otherwise (smtp://user:pass@host:port).
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str(
     "DEFAULT_FROM_EMAIL", default="Loyalist <receipts@loyalist.local>"
 )

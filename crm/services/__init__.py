@@ -10,6 +10,7 @@ from .loyalty import (
     points_earn,
     points_redeem,
 )
+from .receipt_email import receipt_email_request, receipt_email_send
 from .receipts import LineInput, receipt_record, receipt_void
 from .stats import customer_stats_rebuild, customer_stats_refresh
 
@@ -29,6 +30,8 @@ __all__ = [
     "points_adjust",
     "points_earn",
     "points_redeem",
+    "receipt_email_request",
+    "receipt_email_send",
     "receipt_record",
     "receipt_void",
     "receipts_import",

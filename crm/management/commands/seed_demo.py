@@ -1,6 +1,7 @@
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 from tqdm import tqdm
 
 from crm.demo import DemoLogin, demo_seed, demo_users_ensure
@@ -71,6 +72,11 @@ class Command(BaseCommand):
             )
 
         summary = demo_seed(customers=customers, seed=seed, progress=bar)
+        if connection.vendor == "postgresql":
+            # Fresh bulk-loaded tables have no planner statistics; without them
+            # the first sales plan the statistics refresh very badly.
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Seeded {summary.customers:,} customers, {summary.receipts:,} "
