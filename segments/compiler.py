@@ -4,14 +4,16 @@ The whole-base pass, the incremental pass, previews and explanations all use
 `rule_condition`, so they cannot disagree about who matches.
 """
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Case, Expression, Q, TextField, Value, When
+from django.db.models.functions import Cast
 from django.utils import timezone
 
-from .fields import FIELDS, Context, RuleError
+from .fields import FIELDS, Context, PersonaRule, RuleError
 
 GROUPS = ("all", "any")
 # `all` of nothing is true; every customer has a primary key.
@@ -24,11 +26,14 @@ def rule_check(
     segment_rules: Mapping[str, dict] | None = None,
     own_slug: str | None = None,
     path: str = "",
+    allow_persona: bool = True,
 ) -> dict:
     """Validate a rule tree and return it with normalised values.
 
     `segment_rules` maps the slugs of existing segments to their rules, for nested
     `segment` conditions; `own_slug` is the segment being saved, to refuse cycles.
+    A persona's own rule is checked with `allow_persona=False`: it may not depend on
+    the persona field, directly or through a segment, since that would be circular.
     """
     segment_rules = segment_rules or {}
     if not isinstance(rule, dict):
@@ -46,6 +51,7 @@ def rule_check(
                         segment_rules=segment_rules,
                         own_slug=own_slug,
                         path=_join(path, f"{group}[{index}]"),
+                        allow_persona=allow_persona,
                     )
                     for index, child in enumerate(children)
                 ]
@@ -57,6 +63,7 @@ def rule_check(
                 segment_rules=segment_rules,
                 own_slug=own_slug,
                 path=_join(path, "not"),
+                allow_persona=allow_persona,
             )
         }
     if keys != {"field", "op", "value"}:
@@ -87,7 +94,44 @@ def rule_check(
                 raise RuleError(_join(path, "value"), f"no segment with slug {slug!r}")
         if own_slug is not None:
             _refuse_cycle(own_slug, checked, segment_rules, _join(path, "value"))
+        if not allow_persona:
+            for slug in checked:
+                if rule_uses_persona(segment_rules.get(slug, {}), segment_rules):
+                    raise RuleError(
+                        _join(path, "value"),
+                        f"segment {slug!r} uses the persona field, so a persona "
+                        "rule cannot use it",
+                    )
+    if name == "persona" and not allow_persona:
+        raise RuleError(
+            _join(path, "field"), "a persona rule cannot depend on personas"
+        )
     return {"field": name, "op": op, "value": checked}
+
+
+def rule_uses_persona(
+    rule: Any, segment_rules: Mapping[str, dict], seen: frozenset[str] = frozenset()
+) -> bool:
+    """Whether a rule tests the persona field, directly or in nested segments."""
+    if not isinstance(rule, dict):
+        return False
+    if "field" in rule:
+        if rule.get("field") == "persona":
+            return True
+        if rule.get("field") == "segment":
+            return any(
+                rule_uses_persona(segment_rules.get(s, {}), segment_rules, seen | {s})
+                for s in rule["value"]
+                if s not in seen
+            )
+        return False
+    if "not" in rule:
+        return rule_uses_persona(rule["not"], segment_rules, seen)
+    return any(
+        rule_uses_persona(child, segment_rules, seen)
+        for group in GROUPS
+        for child in rule.get(group, [])
+    )
 
 
 def _refuse_cycle(
@@ -155,14 +199,58 @@ def _segment_condition(slug: str, ctx: Context) -> Q:
     inner = ctx.segment_rules.get(slug)
     if inner is None:
         return Q(pk__in=[])  # inactive or deleted: nobody is a member
-    nested = Context(
-        now=ctx.now,
-        today=ctx.today,
-        rfm=ctx.rfm,
-        segment_rules=ctx.segment_rules,
-        stack=(*ctx.stack, slug),
-    )
+    nested = dataclasses.replace(ctx, stack=(*ctx.stack, slug))
     return rule_condition(inner, nested)
+
+
+# Personas --------------------------------------------------------------------------
+
+# On the stack while persona rules compile: a `persona` leaf met there (through a
+# segment changed after the persona was saved) is "no persona" instead of a loop.
+PERSONA_MARK = "@personas"
+
+
+def _personas(ctx: Context) -> Sequence[PersonaRule]:
+    if ctx.personas is None:
+        # Loaded on first use, so compiles that never meet `persona` cost nothing.
+        ctx.personas = persona_rules_load()
+    return ctx.personas
+
+
+def persona_case(
+    ctx: Context, *, label: Callable[[PersonaRule], str], default: str | None = None
+) -> Expression:
+    """One CASE giving each customer's persona: the first matching persona rule in
+    assignment order (largest priority, then lowest id), as `label(persona)`."""
+    personas = _personas(ctx)
+    if not personas or PERSONA_MARK in ctx.stack:
+        return Cast(Value(default), output_field=TextField())
+    inner = dataclasses.replace(ctx, stack=(*ctx.stack, PERSONA_MARK))
+    return Case(
+        *[When(rule_condition(p.rules, inner), then=Value(label(p))) for p in personas],
+        default=Value(default),
+        output_field=TextField(),
+    )
+
+
+def persona_time_candidates(ctx: Context) -> list:
+    """Moments at which any persona rule may flip, so the assignment may change."""
+    if PERSONA_MARK in ctx.stack:
+        return []
+    inner = dataclasses.replace(ctx, stack=(*ctx.stack, PERSONA_MARK))
+    return [c for p in _personas(ctx) for c in rule_time_candidates(p.rules, inner)]
+
+
+def persona_rules_load() -> tuple[PersonaRule, ...]:
+    """The active personas in assignment order: largest priority first, then id."""
+    from personas.models import Persona
+
+    return tuple(
+        PersonaRule(pk=pk, slug=slug, rules=rules)
+        for pk, slug, rules in Persona.objects.filter(status=Persona.Status.ACTIVE)
+        .order_by("-priority", "pk")
+        .values_list("pk", "slug", "rules")
+    )
 
 
 def rule_time_candidates(rule: dict, ctx: Context) -> list:
@@ -179,9 +267,7 @@ def rule_time_candidates(rule: dict, ctx: Context) -> list:
             if slug in ctx.segment_rules and slug not in ctx.stack
             for candidate in rule_time_candidates(
                 ctx.segment_rules[slug],
-                Context(
-                    ctx.now, ctx.today, ctx.rfm, ctx.segment_rules, (*ctx.stack, slug)
-                ),
+                dataclasses.replace(ctx, stack=(*ctx.stack, slug)),
             )
         ]
     spec = FIELDS[rule["field"]]
@@ -206,9 +292,15 @@ def rule_uses_age(rule: dict, segment_rules: Mapping[str, dict]) -> bool:
 
 
 def context_build(
-    *, now: datetime | None = None, segment_rules: Mapping[str, dict] | None = None
+    *,
+    now: datetime | None = None,
+    segment_rules: Mapping[str, dict] | None = None,
+    personas: Sequence[PersonaRule] | None = None,
 ) -> Context:
-    """A compile context for `now`, with stored RFM thresholds and active segments."""
+    """A compile context for `now`, with stored RFM thresholds and active segments.
+
+    Active personas are loaded when a rule first needs them, unless given.
+    """
     from .models import RfmThresholds, Segment
 
     now = now or timezone.now()
@@ -221,4 +313,5 @@ def context_build(
         today=timezone.localdate(now),
         rfm=RfmThresholds.objects.order_by("-computed_at", "-id").first(),
         segment_rules=segment_rules,
+        personas=tuple(personas) if personas is not None else None,
     )

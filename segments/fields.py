@@ -79,15 +79,29 @@ class RuleError(ValueError):
         self.message = message
 
 
+@dataclass(frozen=True)
+class PersonaRule:
+    """An active persona as the compiler sees it."""
+
+    pk: int
+    slug: str
+    rules: dict
+
+
 @dataclass
 class Context:
-    """Everything a compile needs besides the rule: the clock and stored figures."""
+    """Everything a compile needs besides the rule: the clock and stored figures.
+
+    `personas` are the active personas in assignment order (priority, then id);
+    None means "not loaded", and the `persona` field loads them when it needs them.
+    """
 
     now: datetime
     today: date
     rfm: Any = None  # segments.models.RfmThresholds or None
     segment_rules: Mapping[str, dict] = field(default_factory=dict)
     stack: tuple[str, ...] = ()
+    personas: tuple[PersonaRule, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -865,6 +879,36 @@ scalar_field(
     choices=RFM_SEGMENTS,
     help="RFM segment: " + ", ".join(RFM_SEGMENTS) + ".",
     time_candidates=_rfm_recency_candidates,
+)
+
+# Personas: the customer's persona, computed inline from the persona rules (the same
+# priority CASE the engine stores) rather than read from the stored assignment, so a
+# segment evaluated in the same pass as a persona change sees the new persona.
+
+
+def _persona_expression(ctx: Context) -> Expression:
+    from .compiler import persona_case
+
+    return persona_case(ctx, label=lambda persona: persona.slug)
+
+
+def _persona_candidates(ctx: Context, op: str, value: Any) -> list[Expression]:
+    from .compiler import persona_time_candidates
+
+    return persona_time_candidates(ctx)
+
+
+scalar_field(
+    "persona",
+    _persona_expression,
+    kind="slug",
+    help=(
+        "The customer's buyer persona (slug): the matching active persona with the "
+        "largest priority. Computed from the persona rules in the same evaluation, "
+        "so it always agrees with the persona assignment being stored."
+    ),
+    check_value=check_slug,
+    time_candidates=_persona_candidates,
 )
 
 # Nesting: `segment` is compiled by the compiler itself, which inlines the rules of

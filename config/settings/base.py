@@ -191,6 +191,14 @@ LOYALIST_POINT_VALUE = env.str("LOYALIST_POINT_VALUE", default="0.01")
 # Segments smaller than this are flagged in the admin: too narrow to pay for a campaign.
 LOYALIST_SEGMENT_MIN_SIZE = env.int("LOYALIST_SEGMENT_MIN_SIZE", default=50)
 
+# Unit costs of the personas' return-on-investment estimate, in the currency.
+LOYALIST_PERSONA_SERVICE_COST_PER_EFFORT = env.str(
+    "LOYALIST_PERSONA_SERVICE_COST_PER_EFFORT", default="4.00"
+)
+LOYALIST_PERSONA_CAMPAIGN_COST_PER_CUSTOMER = env.str(
+    "LOYALIST_PERSONA_CAMPAIGN_COST_PER_CUSTOMER", default="6.00"
+)
+
 # Dotted paths of functions called with (customer_id=..., contact_id=...) inside the
 # transaction that records a contact. The segment engine registers itself here.
 LOYALIST_CONTACT_CONSUMERS = env.list(

@@ -61,6 +61,7 @@ from .catalogue import (
     products_build,
 )
 from .clock import DAYS, Clock
+from .personas import demo_personas_ensure
 from .shoppers import PROFILES, Profile, shopper_types
 from .users import DemoLogin, demo_users_ensure
 
@@ -923,6 +924,7 @@ def demo_seed(
         generator.progress("statistics", Customer.objects.count()) as bar,
     ):
         customer_stats_rebuild(progress=bar.update)
+    demo_personas_ensure()
     return DemoSummary(
         customers=generator.customers.written,
         receipts=generator.receipts.written,

@@ -32,8 +32,20 @@ from django.utils import timezone
 
 from crm.models import Customer
 from crm.services.contacts import ContactRef
+from personas.services.assignments import (
+    assignments_apply_run,
+    assignments_refresh,
+    personas_after_recompute,
+)
 
-from ..compiler import context_build, rule_condition, rule_time_candidates
+from ..compiler import (
+    context_build,
+    persona_case,
+    persona_rules_load,
+    persona_time_candidates,
+    rule_condition,
+    rule_time_candidates,
+)
 from ..fields import Context
 from ..models import (
     CustomerSegmentState,
@@ -72,7 +84,11 @@ def _active_segments() -> list[Segment]:
 def evaluation_queryset(
     customers: QuerySet, *, segments: Sequence[Segment], ctx: Context
 ) -> QuerySet:
-    """`customers` as (pk, sig, next_check) rows: one pass evaluates every segment."""
+    """`customers` as (pk, sig, next_check) rows: one pass evaluates every segment.
+
+    With active personas the signature ends in the customer's persona, as one
+    priority CASE: ",3,7,p12" (persona 12) or ",3,7," (none).
+    """
     matches = [
         Case(
             When(rule_condition(segment.rules, ctx), then=Value(f"{segment.pk},")),
@@ -81,12 +97,19 @@ def evaluation_queryset(
         )
         for segment in segments
     ]
+    if ctx.personas:
+        matches.append(persona_case(ctx, label=lambda p: f"p{p.pk}", default=""))
     signature = StringJoin(Value(","), *matches)
     candidates = list(
         dict.fromkeys(
-            candidate
-            for segment in segments
-            for candidate in rule_time_candidates(segment.rules, ctx)
+            [
+                *(
+                    candidate
+                    for segment in segments
+                    for candidate in rule_time_candidates(segment.rules, ctx)
+                ),
+                *(persona_time_candidates(ctx) if ctx.personas else []),
+            ]
         )
     )
     future = [
@@ -110,7 +133,16 @@ def evaluation_queryset(
 
 
 def signature_ids(signature: str) -> set[int]:
-    return {int(part) for part in signature.split(",") if part}
+    """The segment ids of a signature (its persona part is left out)."""
+    return {
+        int(part) for part in signature.split(",") if part and not part.startswith("p")
+    }
+
+
+def signature_persona(signature: str) -> int | None:
+    """The persona id of a signature, or None."""
+    last = signature.rsplit(",", 1)[-1]
+    return int(last[1:]) if last.startswith("p") else None
 
 
 # Incremental path ------------------------------------------------------------------
@@ -147,7 +179,9 @@ def memberships_refresh(
     )
     segments = _active_segments()
     ctx = context_build(
-        now=now, segment_rules={segment.slug: segment.rules for segment in segments}
+        now=now,
+        segment_rules={segment.slug: segment.rules for segment in segments},
+        personas=persona_rules_load(),
     )
     computed = {
         pk: (sig, next_check)
@@ -222,6 +256,12 @@ def memberships_refresh(
     ]
     CustomerSegmentState.objects.bulk_update(
         states, ["signature", "next_check_at", "evaluated_at"]
+    )
+    assignments_refresh(
+        wanted={pk: signature_persona(sig) for pk, (sig, _n) in computed.items()},
+        now=now,
+        cause=cause,
+        contacts=contacts,
     )
     return len(entered), len(exited)
 
@@ -344,7 +384,8 @@ def birthdays_refresh(*, now: datetime | None = None) -> int:
 
     now = now or timezone.now()
     rules = dict(Segment.objects.filter(is_active=True).values_list("slug", "rules"))
-    if not any(rule_uses_age(rule, rules) for rule in rules.values()):
+    in_use = [*rules.values(), *(p.rules for p in persona_rules_load())]
+    if not any(rule_uses_age(rule, rules) for rule in in_use):
         return 0
     today = timezone.localdate(now)
     born_today = Customer.objects.filter(
@@ -415,7 +456,9 @@ def recompute_range(*, first_id: int, last_id: int, now: datetime | None = None)
     t = _tables()
     segments = _active_segments()
     ctx = context_build(
-        now=now, segment_rules={segment.slug: segment.rules for segment in segments}
+        now=now,
+        segment_rules={segment.slug: segment.rules for segment in segments},
+        personas=persona_rules_load(),
     )
     detect, final = f"d{uuid.uuid4().hex[:30]}", f"f{uuid.uuid4().hex[:30]}"
     customers = Customer.objects.filter(pk__range=(first_id, last_id))
@@ -513,6 +556,7 @@ def _apply(cursor, run: str, now: datetime) -> None:
         """,
         [at, run],
     )
+    assignments_apply_run(cursor, run=run, now=now, cause=cause)
 
 
 def customer_id_ranges(chunk_size: int) -> list[tuple[int, int]]:
@@ -550,6 +594,7 @@ def recompute_finalize(*, now: datetime | None = None) -> None:
             unique_fields=["segment", "date"],
             update_fields=["size"],
         )
+        personas_after_recompute()
 
 
 def recompute_all(

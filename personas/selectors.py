@@ -1,0 +1,301 @@
+"""Reads for the persona pages: the card, the overview and their warnings."""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, QuerySet
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+
+from crm.models import Customer
+
+from .models import Persona, PersonaAssignment, PersonaFigures
+from .services.figures import (
+    AGE_BANDS,
+    FIGURES_DAYS,
+    campaign_cost_per_customer,
+    service_cost_per_effort,
+)
+
+# Shops do well with three to five personas; past seven nobody writes for each.
+MAX_PERSONAS = 7
+# A persona whose customers are under this share of the base is hardly anyone.
+MIN_SHARE = 0.01
+# Two rules overlap heavily when this share of the smaller one's matches match both.
+OVERLAP_SHARE = 0.5
+# Customers matching no persona: shown always, a warning from this share on.
+UNASSIGNED_WARNING_SHARE = 0.25
+# Stated and real figures "differ notably" past these ratios.
+BASKET_TOLERANCE = 0.2
+FREQUENCY_TOLERANCE = 0.5
+CHANNELS = ("store", "online", "phone")
+
+
+@dataclass
+class PersonaFacts:
+    """A persona with its matched customers' real figures, ready to show."""
+
+    persona: Persona
+    figures: PersonaFigures | None
+    customers: int = 0
+    share: float = 0.0
+    revenue: Decimal = Decimal("0")
+    margin: Decimal = Decimal("0")
+    aov: Decimal | None = None
+    orders_per_month: float | None = None
+    channel_shares: dict[str, float] = field(default_factory=dict)
+    email_open_share: float | None = None
+    service_cost: Decimal = Decimal("0")
+    campaign_cost: Decimal = Decimal("0")
+    roi: Decimal = Decimal("0")
+    notes: list[str] = field(default_factory=list)
+
+
+def money_text(amount: Decimal | None) -> str:
+    if amount is None:
+        return "-"
+    return (
+        f"{settings.LOYALIST_CURRENCY} {number_format(amount, 0, force_grouping=True)}"
+    )
+
+
+def persona_facts(persona: Persona) -> PersonaFacts:
+    """Real figures of a persona from its stored figures (None before computed)."""
+    figures = getattr(persona, "figures", None)
+    facts = PersonaFacts(persona=persona, figures=figures)
+    if figures is None:
+        return facts
+    facts.customers = figures.customers
+    facts.share = (
+        figures.customers / figures.base_customers if figures.base_customers else 0
+    )
+    facts.revenue = figures.revenue
+    facts.margin = figures.margin
+    if figures.orders:
+        facts.aov = (figures.revenue / figures.orders).quantize(Decimal("0.01"))
+        total = sum(figures.channels.values()) or 1
+        facts.channel_shares = {c: figures.channels.get(c, 0) / total for c in CHANNELS}
+    if figures.customers:
+        facts.orders_per_month = (
+            figures.orders / figures.customers / (FIGURES_DAYS / 30.44)
+        )
+        facts.email_open_share = figures.email_openers / figures.customers
+    effort = figures.service_effort or Decimal("0")
+    facts.service_cost = (
+        figures.customers * effort * service_cost_per_effort()
+    ).quantize(Decimal("0.01"))
+    facts.campaign_cost = figures.customers * campaign_cost_per_customer()
+    facts.roi = figures.margin - facts.service_cost - facts.campaign_cost
+    facts.notes = stated_vs_real(persona, facts)
+    return facts
+
+
+def stated_vs_real(persona: Persona, facts: PersonaFacts) -> list[str]:
+    """Sentences where the persona's stated traits and its customers differ notably."""
+    figures = facts.figures
+    if figures is None or not figures.customers:
+        return []
+    notes = []
+    name = persona.name
+    if persona.typical_basket and facts.aov is not None:
+        stated = persona.typical_basket
+        if abs(facts.aov - stated) > stated * Decimal(str(BASKET_TOLERANCE)):
+            notes.append(
+                _(
+                    "%(name)s spends about %(stated)s per visit; matched customers "
+                    "spend %(real)s."
+                )
+                % {
+                    "name": name,
+                    "stated": money_text(stated),
+                    "real": money_text(facts.aov),
+                }
+            )
+    if persona.purchases_per_month and facts.orders_per_month is not None:
+        stated = float(persona.purchases_per_month)
+        real = facts.orders_per_month
+        if abs(real - stated) > stated * FREQUENCY_TOLERANCE:
+            notes.append(
+                _(
+                    "%(name)s buys about %(stated)s times a month; matched customers "
+                    "buy %(real)s times a month."
+                )
+                % {"name": name, "stated": f"{stated:.2g}", "real": f"{real:.2g}"}
+            )
+    if figures.median_age is not None and (
+        persona.age_min is not None or persona.age_max is not None
+    ):
+        low = persona.age_min if persona.age_min is not None else 0
+        high = persona.age_max if persona.age_max is not None else 200
+        if not low <= figures.median_age <= high:
+            notes.append(
+                _("%(name)s is %(range)s; matched customers' median age is %(age)s.")
+                % {"name": name, "range": persona.age_range, "age": figures.median_age}
+            )
+    if persona.buying_channels and facts.channel_shares:
+        stated = persona.buying_channels[0]
+        real = max(CHANNELS, key=lambda c: facts.channel_shares.get(c, 0))
+        if stated != real:
+            notes.append(
+                _(
+                    "%(name)s buys mostly %(stated)s; matched customers buy mostly "
+                    "%(real)s (%(share)d%% of orders)."
+                )
+                % {
+                    "name": name,
+                    "stated": _channel_words(stated),
+                    "real": _channel_words(real),
+                    "share": round(facts.channel_shares[real] * 100),
+                }
+            )
+    if persona.gender and figures.genders:
+        share = figures.genders.get(persona.gender, 0) / figures.customers
+        if share < 0.5:
+            notes.append(
+                _("%(name)s is %(gender)s; %(share)d%% of matched customers are.")
+                % {
+                    "name": name,
+                    "gender": persona.get_gender_display().lower(),
+                    "share": round(share * 100),
+                }
+            )
+    return notes
+
+
+def _channel_words(channel: str) -> str:
+    return {"store": _("in store"), "online": _("online"), "phone": _("by phone")}.get(
+        channel, channel
+    )
+
+
+def persona_list() -> QuerySet[Persona]:
+    """Personas with their stored figures, active ones first."""
+    return (
+        Persona.objects.select_related("figures")
+        .annotate(assigned=Count("assignments"))
+        .order_by("status", "-priority", "pk")
+    )
+
+
+@dataclass
+class Overview:
+    facts: list[PersonaFacts]
+    base_customers: int
+    unassigned: int
+    unassigned_share: float
+    warnings: list[str]
+
+
+def persona_overview() -> Overview:
+    """Every persona that is not retired, side by side, with the warnings."""
+    personas = list(
+        Persona.objects.exclude(status=Persona.Status.RETIRED)
+        .select_related("figures")
+        .order_by("status", "-priority", "pk")
+    )
+    facts = [persona_facts(persona) for persona in personas]
+    base = Customer.objects.count()
+    assigned = PersonaAssignment.objects.count()
+    unassigned = base - assigned
+    share = unassigned / base if base else 0.0
+    return Overview(
+        facts=facts,
+        base_customers=base,
+        unassigned=unassigned,
+        unassigned_share=share,
+        warnings=persona_warnings(facts, unassigned_share=share),
+    )
+
+
+def persona_warnings(
+    facts: list[PersonaFacts], *, unassigned_share: float
+) -> list[str]:
+    """Too many personas, personas matching almost nobody, heavy rule overlaps and
+    customers matching no persona."""
+    active = [f for f in facts if f.persona.status == Persona.Status.ACTIVE]
+    warnings = []
+    if len(active) > MAX_PERSONAS:
+        warnings.append(
+            _(
+                "%(count)d active personas: shops do best with three to five, and "
+                "more than %(max)d are hard to write for."
+            )
+            % {"count": len(active), "max": MAX_PERSONAS}
+        )
+    for fact in active:
+        if fact.figures is not None and fact.share < MIN_SHARE:
+            warnings.append(
+                _(
+                    "%(name)s matches almost nobody: %(count)d customers "
+                    "(%(share).1f%% of all)."
+                )
+                % {
+                    "name": fact.persona.name,
+                    "count": fact.customers,
+                    "share": fact.share * 100,
+                }
+            )
+    by_pk = {f.persona.pk: f for f in active}
+    for fact in active:
+        if fact.figures is None:
+            continue
+        for other_pk, shared in sorted(fact.figures.overlaps.items()):
+            other = by_pk.get(int(other_pk))
+            if (
+                other is None
+                or other.figures is None
+                or other.persona.pk < fact.persona.pk
+            ):
+                continue
+            smaller = min(fact.figures.rule_matches, other.figures.rule_matches)
+            if smaller and shared / smaller >= OVERLAP_SHARE:
+                warnings.append(
+                    _(
+                        "The rules of %(a)s and %(b)s overlap heavily: %(share)d%% "
+                        "of the smaller one's matches match both, and only priority "
+                        "tells them apart."
+                    )
+                    % {
+                        "a": fact.persona.name,
+                        "b": other.persona.name,
+                        "share": round(shared / smaller * 100),
+                    }
+                )
+    if active and unassigned_share >= UNASSIGNED_WARNING_SHARE:
+        warnings.append(
+            _("%(share)d%% of customers match no persona.")
+            % {"share": round(unassigned_share * 100)}
+        )
+    return warnings
+
+
+def persona_card(*, persona: Persona) -> dict[str, Any]:
+    """Everything the printable persona card shows."""
+    facts = persona_facts(persona)
+    return {
+        "persona": persona,
+        "facts": facts,
+        "ages": _bars(age_bands(facts.figures)),
+        "cities": facts.figures.cities if facts.figures else [],
+        "figures_days": FIGURES_DAYS,
+        "service_cost_per_effort": service_cost_per_effort(),
+        "campaign_cost_per_customer": campaign_cost_per_customer(),
+    }
+
+
+def age_bands(figures: PersonaFigures | None) -> dict[str, int]:
+    """Customers per age band, youngest first (JSON columns keep no key order)."""
+    if figures is None:
+        return {}
+    return {label: figures.ages.get(label, 0) for _low, _high, label in AGE_BANDS}
+
+
+def _bars(counts: dict[str, int]) -> list[dict[str, Any]]:
+    total = sum(counts.values()) or 1
+    top = max(counts.values(), default=0) or 1
+    return [
+        {"label": label, "count": n, "share": n / total, "width": n / top}
+        for label, n in counts.items()
+    ]

@@ -1,0 +1,36 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from crm.services import LineInput, receipt_record
+from segments.models import Segment
+
+
+@pytest.fixture(autouse=True)
+def only_test_segments(db):
+    # The default RFM segments are not what these tests are about.
+    Segment.objects.update(is_active=False)
+
+
+@pytest.fixture
+def eager_celery(settings):
+    """Run Celery tasks in-process (the tests run with REDIS_URL set, so not eager)."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+def buy(store, customer, *, sku="SHOE-1", quantity=1, days_ago=0, channel="store"):
+    return receipt_record(
+        store=store,
+        customer=customer,
+        payment_method="card" if channel != "online" else "online",
+        channel=channel,
+        lines=[LineInput(sku, quantity)],
+        purchased_at=timezone.now() - timedelta(days=days_ago),
+    )

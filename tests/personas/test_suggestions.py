@@ -1,0 +1,114 @@
+"""Suggesting personas from data: k-means over the statistics tables."""
+
+from collections import Counter
+
+import pytest
+from django.core.management import call_command
+
+from crm.demo import customer_index, shopper_types
+from crm.models import Customer
+from personas.models import Persona
+from personas.services.suggestions import K_RANGE, personas_suggest
+from segments.compiler import context_build, rule_condition
+
+pytestmark = pytest.mark.django_db
+
+SEED, CUSTOMERS = 5, 3000
+
+
+@pytest.fixture
+def seeded(db):
+    call_command("seed_demo", customers=CUSTOMERS, seed=SEED, verbosity=0)
+    types = shopper_types(seed=SEED, customers=CUSTOMERS)
+    return {
+        pk: types[customer_index(email)]
+        for pk, email in Customer.objects.values_list("pk", "email")
+    }
+
+
+def cluster_types(result, types) -> list[Counter]:
+    return [
+        Counter(types[int(pk)] for pk in result.customer_ids[result.labels == c.label])
+        for c in result.clusters
+    ]
+
+
+def test_six_clusters_recover_the_six_seeded_shopper_types(seeded):
+    result = personas_suggest(k=6, save=False)
+
+    counts = cluster_types(result, seeded)
+    majorities = [c.most_common(1)[0] for c in counts]
+    purity = [
+        n / sum(c.values()) for (_t, n), c in zip(majorities, counts, strict=True)
+    ]
+    # A clear majority of one shopper type in every cluster, and every type found.
+    assert min(purity) >= 0.7, list(zip(majorities, purity, strict=True))
+    assert {kind for kind, _n in majorities} == set(seeded.values())
+
+
+def test_k_is_chosen_by_silhouette_and_clusters_are_drafts_with_rules(seeded):
+    result = personas_suggest()
+
+    assert result.k in K_RANGE
+    assert set(result.silhouettes) == set(K_RANGE)
+    assert result.k == max(result.silhouettes, key=result.silhouettes.get)
+    drafts = list(Persona.objects.filter(slug__startswith="suggested-"))
+    assert len(drafts) == result.k
+    for draft in drafts:
+        assert draft.status == Persona.Status.DRAFT
+        assert draft.notes.startswith("about ")
+        assert "customers" in draft.notes
+        assert Persona.Source.CLUSTERING in draft.sources
+        # The generated rule compiles and matches customers, mostly of its cluster.
+        matched = Customer.objects.filter(
+            rule_condition(draft.rules, context_build())
+        ).count()
+        assert matched == draft.suggestion["rule_matches"] > 0
+        assert draft.suggestion["rule_precision"] >= 0.5
+    # The young online shoppers are found as such, whatever K is.
+    young = [
+        c
+        for c in cluster_types(result, seeded)
+        if c.most_common(1)[0][0] == "young_online"
+    ]
+    assert young
+    assert young[0]["young_online"] / sum(young[0].values()) >= 0.8
+
+
+def test_suggesting_again_replaces_earlier_drafts_but_keeps_accepted_personas(seeded):
+    personas_suggest(k=3)
+    kept = Persona.objects.filter(slug__startswith="suggested-").first()
+    kept.status = Persona.Status.ACTIVE
+    kept.save(update_fields=["status"])
+
+    personas_suggest(k=2)
+
+    suggested = Persona.objects.filter(slug__startswith="suggested-")
+    assert suggested.filter(status=Persona.Status.DRAFT).count() == 2
+    assert suggested.filter(pk=kept.pk).exists()
+
+
+def test_command_prints_descriptions_and_rules(seeded, capsys):
+    call_command("suggest_personas", k=4, dry_run=True)
+
+    out = capsys.readouterr().out
+    assert out.count("rule: ") == 4
+    assert "Clustered" in out
+    assert not Persona.objects.filter(slug__startswith="suggested-").exists()
+
+
+def test_demo_seed_creates_personas_matching_the_shopper_types(seeded):
+    from segments.services import recompute_all
+
+    recompute_all()
+    slugs = dict(
+        Customer.objects.filter(persona_assignment__isnull=False).values_list(
+            "pk", "persona_assignment__persona__slug"
+        )
+    )
+    expected = {"joe": "occasion", "sarah": "young_online", "femke": "family"}
+    expected |= {"bram": "business", "linda": "bargain"}
+    assert set(Persona.objects.values_list("slug", flat=True)) >= set(expected)
+    for slug, kind in expected.items():
+        got = Counter(seeded[pk] for pk, s in slugs.items() if s == slug)
+        assert got.most_common(1)[0][0] == kind, (slug, got)
