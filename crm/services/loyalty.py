@@ -9,6 +9,7 @@ from stdnum import luhn
 
 from crm.errors import field_error
 from crm.models import Customer, LoyaltyCard, LoyaltyTransaction, Receipt, Store
+from crm.services.contacts import ContactRef, contact_announce
 
 CARD_PREFIX = "2962"
 CARD_LENGTH = 13
@@ -63,8 +64,15 @@ def loyalty_card_issue(
                     number=card.number,
                 ) from None
             continue
+        _announce(card)
         return card
     raise RuntimeError("Could not generate a free loyalty card number.")
+
+
+def _announce(card: LoyaltyCard) -> None:
+    # Cards, tiers and points are part of what segments look at.
+    if card.customer_id is not None:
+        contact_announce(contacts=[ContactRef(card.customer_id, None)])
 
 
 @transaction.atomic
@@ -85,6 +93,7 @@ def loyalty_card_link(*, card: LoyaltyCard, customer: Customer) -> LoyaltyCard:
         )
     card.customer = customer
     card.save(update_fields=["customer"])
+    _announce(card)
     return card
 
 
@@ -106,6 +115,7 @@ def _points_apply(
     except IntegrityError:
         raise _insufficient_points(card) from None
     card.refresh_from_db(fields=["points"])
+    _announce(card)
     return entry
 
 
