@@ -7,6 +7,7 @@ flip. What differs is only which customers are evaluated and how the differences
 are written.
 """
 
+import json
 import logging
 import uuid
 from collections import defaultdict
@@ -56,6 +57,7 @@ from ..models import (
     SegmentMembership,
     SegmentSizeSnapshot,
 )
+from .batch_sql import batch_query, batch_run
 
 logger = logging.getLogger(__name__)
 
@@ -177,18 +179,7 @@ def memberships_refresh(
         .order_by("customer_id")
         .values_list("customer_id", flat=True)
     )
-    segments = _active_segments()
-    ctx = context_build(
-        now=now,
-        segment_rules={segment.slug: segment.rules for segment in segments},
-        personas=persona_rules_load(),
-    )
-    computed = {
-        pk: (sig, next_check)
-        for pk, sig, next_check in evaluation_queryset(
-            Customer.objects.filter(pk__in=ids), segments=segments, ctx=ctx
-        )
-    }
+    computed = _batch_evaluate(ids, now)
     current: dict[int, dict[int, int]] = defaultdict(dict)
     for membership_id, customer_id, segment_id in SegmentMembership.objects.filter(
         customer_id__in=ids
@@ -264,6 +255,37 @@ def memberships_refresh(
         contacts=contacts,
     )
     return len(entered), len(exited)
+
+
+def _batch_evaluate(ids: list[int], now: datetime) -> dict[int, tuple]:
+    """Signature and next check of each customer in `ids`, as of `now`."""
+    segments = _active_segments()
+    segment_rules = {segment.slug: segment.rules for segment in segments}
+    personas = persona_rules_load()
+
+    def context_at(moment: datetime) -> Context:
+        return context_build(now=moment, segment_rules=segment_rules, personas=personas)
+
+    def build(customers: QuerySet, ctx: Context) -> QuerySet:
+        return evaluation_queryset(customers, segments=segments, ctx=ctx)
+
+    ctx = context_at(now)
+    key = (
+        json.dumps(
+            [[s.pk, s.slug, s.rules] for s in segments], sort_keys=True, default=str
+        ),
+        json.dumps(
+            [[p.pk, p.slug, p.rules] for p in personas], sort_keys=True, default=str
+        ),
+        getattr(ctx.rfm, "pk", None),
+        ctx.today,
+    )
+    query = batch_query(key=key, build=build, context_at=context_at, now=now)
+    if query is not None:
+        rows = batch_run(query, ids=ids, now=now)
+    else:
+        rows = build(Customer.objects.filter(pk__in=ids), ctx)
+    return {pk: (sig, next_check) for pk, sig, next_check in rows}
 
 
 def customers_mark_dirty(*, contacts: Sequence[ContactRef]) -> None:
