@@ -728,3 +728,7 @@ class CustomerCategoryStats(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} / {self.category_id}"
+
+
+from .api.models import IdempotencyRecord  # noqa: E402,F401
+from .webhooks.models import WebhookDelivery, WebhookSubscription  # noqa: E402,F401

@@ -1,10 +1,22 @@
-"""Staff roles as Django groups, with the model permissions each role needs."""
+"""Staff and integration roles as Django groups.
+
+Staff roles carry the model permissions the admin and the desk need. The API roles
+decide what a token may do (see crm.api.permissions): a token belongs to a user,
+and the user's groups are its roles.
+"""
 
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 
 CLERKS = "Clerks"
 MARKETERS = "Marketers"
+# Integrations: read everything, write nothing.
+API_READ_ONLY = "API read-only"
+# Tills and web shops: record sales and contacts for the store(s) of their user's
+# StaffMember row, and read the customers those stores serve.
+API_TILLS = "API tills"
+# Everything the API offers, like a superuser.
+API_ADMINS = "API admins"
 
 # app_label -> model names -> actions. Clerks work at the desk, not in the admin,
 # so they get only what the desk needs.
@@ -31,6 +43,39 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "tag": ("view", "add", "change"),
         },
     },
+    # Integration users never sign in to the admin; their permissions mirror what
+    # the API lets them do, so the admin's user page shows the role truthfully.
+    API_READ_ONLY: {
+        "crm": dict.fromkeys(
+            (
+                "store",
+                "category",
+                "product",
+                "customer",
+                "consent",
+                "contact",
+                "customerstats",
+                "loyaltycard",
+                "loyaltytransaction",
+                "receipt",
+            ),
+            ("view",),
+        ),
+        "segments": {"segment": ("view",), "segmentmembership": ("view",)},
+    },
+    API_TILLS: {
+        "crm": {
+            "store": ("view",),
+            "category": ("view",),
+            "product": ("view",),
+            "customer": ("view", "add", "change"),
+            "consent": ("view", "add"),
+            "contact": ("view", "add"),
+            "loyaltycard": ("view",),
+            "receipt": ("view", "add", "change"),
+        },
+    },
+    API_ADMINS: {},
 }
 
 

@@ -165,16 +165,72 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Deny by default: a signed-in user needs an API role (crm.api.permissions).
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "crm.api.permissions.RolePermission",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.ApiCursorPagination",
+    "DEFAULT_THROTTLE_CLASSES": ["crm.api.throttling.ScopedWindowThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "crm.api.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Loyalist API",
-    "DESCRIPTION": "Retail CRM: customers, receipts, contacts, segments and personas.",
+    "DESCRIPTION": (
+        "Retail CRM: customers, receipts, contacts, segments and personas. "
+        "Authenticate with `Authorization: Token <key>`. Errors always read "
+        '`{"errors": [{"field": ..., "code": ..., "message": ...}]}`. '
+        "See docs/api.md for walkthroughs."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ContactChannelEnum": "crm.models.Contact.ContactChannel",
+        "SalesChannelEnum": "crm.models.SalesChannel",
+        "ConsentChannelEnum": "crm.models.Channel",
+        "ReceiptStatusEnum": "crm.models.Receipt.Status",
+        "LoyaltyCardStatusEnum": "crm.models.LoyaltyCard.Status",
+        "ConsentStatusEnum": "crm.models.Consent.Status",
+        "CustomerSourceEnum": "crm.models.Customer.Source",
+        "ConsentSourceEnum": "crm.models.Consent.Source",
+        "ContactKindEnum": "crm.models.Contact.Kind",
+        "ContactInputKindEnum": "crm.api.serializers.CONTACT_INPUT_KINDS",
+        "LoyaltyTransactionKindEnum": "crm.models.LoyaltyTransaction.Kind",
+        "BulkItemStatusEnum": "crm.api.serializers.BULK_ITEM_STATUSES",
+        "WebhookEventEnum": "crm.webhooks.models.WebhookEvent",
+        "WebhookDeliveryStatusEnum": "crm.webhooks.models.WebhookDelivery.Status",
+        "SegmentKindEnum": "segments.models.Segment.Kind",
+        "SegmentEventKindEnum": "segments.models.SegmentEvent.Kind",
+        "SegmentEventCauseEnum": "segments.models.SegmentEvent.Cause",
+    },
+}
+
+# Swagger UI's assets are served from the drf-spectacular-sidecar package, so the
+# interactive docs work without internet access.
+INSTALLED_APPS += ["drf_spectacular_sidecar"]
+
+# Requests per window and client (token user) by view scope; empty disables one.
+LOYALIST_API_THROTTLE_RATES = {
+    "default": env.str("LOYALIST_API_THROTTLE_RATE", default="20000/min"),
+    "preview": env.str("LOYALIST_API_PREVIEW_THROTTLE_RATE", default="60/min"),
+    "recompute": env.str("LOYALIST_API_RECOMPUTE_THROTTLE_RATE", default="6/min"),
+}
+
+# Webhook deliveries: the first attempt is enqueued on commit, retries are due rows.
+CELERY_IMPORTS = ["crm.webhooks.tasks"]
+CELERY_BEAT_SCHEDULE["webhooks-due"] = {
+    "task": "crm.webhooks.tasks.webhook_deliveries_due_task",
+    "schedule": 30.0,
 }
 
 PHONENUMBER_DEFAULT_REGION = env.str("PHONENUMBER_DEFAULT_REGION", default="NL")

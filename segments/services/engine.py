@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from crm.models import Customer
 from crm.services.contacts import ContactRef
+from crm.webhooks.services import segment_events_emit
 from personas.services.assignments import (
     assignments_apply_run,
     assignments_refresh,
@@ -204,7 +205,7 @@ def memberships_refresh(
             for c, s in entered
         ]
     )
-    SegmentEvent.objects.bulk_create(
+    events = SegmentEvent.objects.bulk_create(
         [
             SegmentEvent(
                 segment_id=s,
@@ -228,6 +229,7 @@ def memberships_refresh(
             for c, s, _m in exited
         ]
     )
+    segment_events_emit(events=events)
     deltas: dict[int, int] = defaultdict(int)
     for _c, s in entered:
         deltas[s] += 1
@@ -579,6 +581,11 @@ def _apply(cursor, run: str, now: datetime) -> None:
         [at, run],
     )
     assignments_apply_run(cursor, run=run, now=now, cause=cause)
+    segment_events_emit(
+        events=SegmentEvent.objects.filter(
+            cause=cause, occurred_at=now, customer_id__in=_run_ids(run)
+        )
+    )
 
 
 def customer_id_ranges(chunk_size: int) -> list[tuple[int, int]]:

@@ -340,3 +340,29 @@ def test_rfm_thresholds_and_scores_match_an_independent_computation(store, produ
     never = {"field": "rfm_recency", "op": "is_set", "value": False}
     assert Customer.objects.filter(rule_condition(never, ctx)).count() == 1
     assert Decimal(str(thresholds.monetary[0])) > 0
+
+
+@pytest.mark.parametrize("path", ["incremental", "whole_base"])
+def test_entering_a_segment_queues_a_signed_webhook_delivery(path, store, products):
+    from crm.webhooks.models import WebhookDelivery
+    from crm.webhooks.services import webhook_subscription_create
+
+    repeat = segment_create(name="Repeat", slug="repeat", query="orders >= 2")
+    webhook_subscription_create(
+        name="Ad platform",
+        url="https://ads.example.com/hooks",
+        events=["segment.entered"],
+    )
+    customer = CustomerFactory()
+    buy(store, customer)
+    buy(store, customer)
+
+    if path == "incremental":
+        dirty_drain()
+    else:
+        DirtyCustomer.objects.all().delete()
+        recompute_all()
+
+    assert members(repeat) == {customer.pk}
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.event == "segment.entered"

@@ -1,0 +1,110 @@
+"""`Idempotency-Key` on POSTs that record things: a retry never records twice.
+
+The first request with a key inserts an IdempotencyRecord in the same transaction
+as the work it does, and the record keeps the response. A retry with the same key
+and body gets that response back (with `Idempotent-Replayed: true`); the same key
+with another body is refused with 422. A retry that arrives while the first request
+is still running waits on the record's unique index until the first commits, then
+replays its response; if the first fails, the retry does the work itself.
+
+Only successful responses are kept: a request refused as invalid may be corrected
+and sent again with the same key.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable
+
+from django.db import IntegrityError, transaction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .exceptions import IdempotencyKeyReused, IdempotencyRequestInProgress
+from .models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    name=HEADER,
+    type=OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "A unique key per logical request (for example a UUID). Retrying with the "
+        "same key and body returns the first response instead of recording twice; "
+        "the same key with a different body is refused with 422."
+    ),
+)
+
+
+def request_hash(request: Request) -> str:
+    body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{request.path}\n{body}".encode()).hexdigest()
+
+
+def _key(request: Request) -> str | None:
+    key = request.headers.get(HEADER)
+    if key is None:
+        return None
+    key = key.strip()
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isascii():
+        raise exceptions.ValidationError(
+            {
+                HEADER: [
+                    exceptions.ErrorDetail(
+                        f"The {HEADER} header must be 1 to {MAX_KEY_LENGTH} ASCII "
+                        "characters.",
+                        code="invalid_idempotency_key",
+                    )
+                ]
+            }
+        )
+    return key
+
+
+def _replay(record: IdempotencyRecord, digest: str) -> Response:
+    if record.request_hash != digest:
+        raise IdempotencyKeyReused()
+    if not record.status_code:
+        raise IdempotencyRequestInProgress()
+    return Response(
+        record.response_body,
+        status=record.status_code,
+        headers={"Idempotent-Replayed": "true"},
+    )
+
+
+def idempotent(
+    request: Request, *, scope: str, handler: Callable[[], Response]
+) -> Response:
+    """Run `handler` once per (user, scope, Idempotency-Key) and keep its response."""
+    key = _key(request)
+    if key is None:
+        return handler()
+    digest = request_hash(request)
+    records = IdempotencyRecord.objects.filter(user=request.user, scope=scope, key=key)
+    existing = records.first()
+    if existing is not None:
+        return _replay(existing, digest)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    user=request.user, scope=scope, key=key, request_hash=digest
+                )
+        except IntegrityError:
+            # Another request with this key committed while this one waited.
+            return _replay(records.get(), digest)
+        response = handler()
+        if 200 <= response.status_code < 300:
+            record.status_code = response.status_code
+            record.response_body = json.loads(JSONRenderer().render(response.data))
+            record.save(update_fields=["status_code", "response_body"])
+        else:
+            record.delete()
+    return response

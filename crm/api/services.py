@@ -1,0 +1,378 @@
+"""The API's writes: references in a request resolved within the caller's scope,
+then the CRM services.
+
+Like the desk's services, these only orchestrate: every row is written by
+crm.services. References the caller may not use read as unknown (a till cannot
+find out which customer ids exist elsewhere), except stores, which every role may
+list.
+"""
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from crm.errors import field_error
+from crm.models import Contact, Customer, LoyaltyCard, Receipt, SalesChannel, Store
+from crm.services import (
+    LineInput,
+    consent_record,
+    contact_record,
+    customer_create,
+    customer_update,
+    receipt_record,
+    receipt_void,
+)
+from crm.webhooks.models import WebhookEvent
+from crm.webhooks.services import webhook_events_emit
+
+from .permissions import sees_all, till_store_ids
+from .selectors import customer_scope
+
+CUSTOMER_SOURCE_BY_CHANNEL = {
+    SalesChannel.STORE: Customer.Source.STORE,
+    SalesChannel.ONLINE: Customer.Source.ONLINE,
+    SalesChannel.PHONE: Customer.Source.API,
+}
+
+
+def store_for_write(*, user: AbstractBaseUser, code: str | None, field: str) -> Store:
+    """The store a write names, if the caller may record things there."""
+    store = Store.objects.filter(code=code).first() if code else None
+    if store is None:
+        raise field_error(
+            field, _("No store with code '%(store)s'."), "unknown_store", store=code
+        )
+    if not sees_all(user) and store.pk not in till_store_ids(user):
+        raise field_error(
+            field,
+            _("This token may not record anything for store '%(store)s'."),
+            "store_not_allowed",
+            store=code,
+        )
+    return store
+
+
+def _default_store(user: AbstractBaseUser) -> Store | None:
+    """A till's store when it has exactly one, so contacts need not name it."""
+    if sees_all(user):
+        return None
+    store_ids = till_store_ids(user)
+    if len(store_ids) == 1:
+        return Store.objects.filter(pk=next(iter(store_ids))).first()
+    return None
+
+
+def customer_for_write(
+    *, user: AbstractBaseUser, customer_id: int, field: str = "customer"
+) -> Customer:
+    customer = customer_scope(user=user).filter(pk=customer_id).first()
+    if customer is None:
+        raise field_error(
+            field, _("No customer with id %(id)s."), "unknown_customer", id=customer_id
+        )
+    return customer
+
+
+def _customer_payload(customer: Customer) -> dict[str, Any]:
+    return {
+        "id": customer.pk,
+        "email": customer.email,
+        "first_name": customer.first_name,
+        "last_name": customer.last_name,
+        "source": customer.source,
+        "home_store": customer.home_store.code if customer.home_store else None,
+        "created_at": customer.created_at,
+    }
+
+
+def _receipt_payload(receipt: Receipt) -> dict[str, Any]:
+    return {
+        "id": receipt.pk,
+        "number": receipt.number,
+        "store": receipt.store.code,
+        "customer": receipt.customer_id,
+        "loyalty_card": receipt.loyalty_card.number if receipt.loyalty_card else None,
+        "channel": receipt.channel,
+        "purchased_at": receipt.purchased_at,
+        "total": receipt.total,
+        "currency": receipt.currency,
+        "points_earned": receipt.points_earned,
+    }
+
+
+@transaction.atomic
+def api_customer_create(*, user: AbstractBaseUser, data: dict[str, Any]) -> Customer:
+    """Register a customer; a till registers them at (one of) its stores."""
+    data = {"source": Customer.Source.API, **data}
+    if not sees_all(user):
+        store = data.get("home_store") or _default_store(user)
+        if store is None or store.pk not in till_store_ids(user):
+            raise field_error(
+                "home_store",
+                _("A till registers customers at one of its own stores."),
+                "store_not_allowed",
+            )
+        data["home_store"] = store
+    customer = customer_create(**data)
+    webhook_events_emit(
+        event=WebhookEvent.CUSTOMER_CREATED, payloads=[_customer_payload(customer)]
+    )
+    return customer
+
+
+@transaction.atomic
+def api_customer_update(
+    *, user: AbstractBaseUser, customer: Customer, data: dict[str, Any]
+) -> Customer:
+    data = dict(data)
+    data.pop("created_at", None)
+    store = data.get("home_store")
+    if (
+        store is not None
+        and not sees_all(user)
+        and store.pk not in till_store_ids(user)
+    ):
+        raise field_error(
+            "home_store",
+            _("A till can only make one of its own stores a customer's home store."),
+            "store_not_allowed",
+        )
+    return customer_update(customer=customer, **data)
+
+
+def api_consent_record(
+    *, user: AbstractBaseUser, customer: Customer, data: dict[str, Any]
+):
+    return consent_record(customer=customer, recorded_by=user, **data)
+
+
+def _receipt_customer(
+    *, user: AbstractBaseUser, data: dict[str, Any], store: Store
+) -> tuple[Customer | None, bool]:
+    if data.get("customer"):
+        return customer_for_write(user=user, customer_id=data["customer"]), False
+    email = data.get("customer_email")
+    if not email:
+        return None, False
+    customer = Customer.objects.by_email(email).first()
+    if customer is not None:
+        return customer, False
+    try:
+        customer = customer_create(
+            email=email,
+            home_store=store,
+            source=CUSTOMER_SOURCE_BY_CHANNEL.get(data["channel"], Customer.Source.API),
+        )
+    except ValidationError as exc:
+        # Registered by a concurrent sale a moment ago.
+        customer = Customer.objects.by_email(email).first()
+        if customer is None:
+            raise ValidationError(
+                {
+                    f"customer_email.{k}" if k != "email" else "customer_email": v
+                    for k, v in exc.error_dict.items()
+                }
+            ) from None
+        return customer, False
+    webhook_events_emit(
+        event=WebhookEvent.CUSTOMER_CREATED, payloads=[_customer_payload(customer)]
+    )
+    return customer, True
+
+
+@transaction.atomic
+def api_receipt_record(
+    *, user: AbstractBaseUser, data: dict[str, Any]
+) -> tuple[Receipt, bool]:
+    """Record a sale sent by a till or web shop; returns it and whether
+    `customer_email` registered a new customer (in the same transaction)."""
+    store = store_for_write(user=user, code=data["store"], field="store")
+    card = None
+    if data.get("loyalty_card"):
+        card = LoyaltyCard.objects.filter(number=data["loyalty_card"].strip()).first()
+        if card is None:
+            raise field_error(
+                "loyalty_card",
+                _("No loyalty card with number %(number)s."),
+                "unknown_card",
+                number=data["loyalty_card"],
+            )
+    customer, created = _receipt_customer(user=user, data=data, store=store)
+    receipt = receipt_record(
+        store=store,
+        clerk=user,
+        customer=customer,
+        loyalty_card=card,
+        lines=[
+            LineInput(
+                sku=line["sku"],
+                quantity=line["quantity"],
+                unit_price=line.get("unit_price"),
+                discount=line.get("discount") or 0,
+            )
+            for line in data["lines"]
+        ],
+        payment_method=data["payment_method"],
+        channel=data["channel"],
+        purchased_at=data.get("purchased_at"),
+        number=data.get("number"),
+        expected_total=data.get("total"),
+        points_to_redeem=data.get("points_redeemed", 0),
+        send_email=data.get("send_email", False),
+    )
+    webhook_events_emit(
+        event=WebhookEvent.RECEIPT_CREATED, payloads=[_receipt_payload(receipt)]
+    )
+    return receipt, created
+
+
+def api_receipt_void(*, user: AbstractBaseUser, receipt: Receipt, reason: str):
+    return receipt_void(receipt=receipt, reason=reason, by=user)
+
+
+def _contact_customer(*, user: AbstractBaseUser, data: dict[str, Any]) -> Customer:
+    if data.get("customer") is not None:
+        return customer_for_write(user=user, customer_id=data["customer"])
+    customer = Customer.objects.by_email(data["customer_email"]).first()
+    if customer is None:
+        raise field_error(
+            "customer_email",
+            _("No customer with email %(email)s."),
+            "unknown_customer",
+            email=data["customer_email"],
+        )
+    return customer
+
+
+@transaction.atomic
+def api_contact_record(*, user: AbstractBaseUser, data: dict[str, Any]) -> Contact:
+    """Record one contact; a till's contacts always carry one of its stores."""
+    customer = _contact_customer(user=user, data=data)
+    if data.get("store"):
+        store = store_for_write(user=user, code=data["store"], field="store")
+    else:
+        store = _default_store(user)
+        if store is None and not sees_all(user):
+            raise field_error(
+                "store",
+                _("Name the store (code) the contact happened at."),
+                "store_required",
+            )
+    return contact_record(
+        customer=customer,
+        kind=data["kind"],
+        channel=data["channel"],
+        occurred_at=data.get("occurred_at"),
+        store=store,
+        payload=data.get("payload") or {},
+    )
+
+
+def api_contacts_record_bulk(
+    *, user: AbstractBaseUser, items: list[dict[str, Any]]
+) -> list[Contact | ValidationError]:
+    """Record many checked contacts; each valid one is stored, each refused one
+    comes back as its ValidationError, in the order given.
+
+    Customers and stores are looked up once for the whole batch; each contact is
+    recorded in a savepoint of one transaction, so a refused item leaves the others
+    in place and the segment engine is told about the batch once it commits.
+    """
+    ids = {item["customer"] for item in items if item.get("customer") is not None}
+    emails = {
+        item["customer_email"].strip().lower()
+        for item in items
+        if item.get("customer") is None and item.get("customer_email")
+    }
+    by_id = customer_scope(user=user).in_bulk(list(ids))
+    by_email = {
+        customer.email: customer
+        for customer in Customer.objects.filter(email__in=list(emails))
+    }
+    codes = {item["store"] for item in items if item.get("store")}
+    stores = Store.objects.in_bulk(list(codes), field_name="code")
+    default_store = _default_store(user)
+    allowed = None if sees_all(user) else till_store_ids(user)
+
+    results: list[Contact | ValidationError] = []
+    with transaction.atomic():
+        for item in items:
+            try:
+                results.append(
+                    _bulk_item_record(
+                        item,
+                        by_id=by_id,
+                        by_email=by_email,
+                        stores=stores,
+                        default_store=default_store,
+                        allowed=allowed,
+                    )
+                )
+            except ValidationError as exc:
+                results.append(exc)
+    return results
+
+
+def _bulk_item_record(
+    item: dict[str, Any],
+    *,
+    by_id: dict[int, Customer],
+    by_email: dict[str, Customer],
+    stores: dict[str, Store],
+    default_store: Store | None,
+    allowed: frozenset[int] | None,
+) -> Contact:
+    if item.get("customer") is not None:
+        customer = by_id.get(item["customer"])
+        if customer is None:
+            raise field_error(
+                "customer",
+                _("No customer with id %(id)s."),
+                "unknown_customer",
+                id=item["customer"],
+            )
+    else:
+        customer = by_email.get(item["customer_email"].strip().lower())
+        if customer is None:
+            raise field_error(
+                "customer_email",
+                _("No customer with email %(email)s."),
+                "unknown_customer",
+                email=item["customer_email"],
+            )
+    if item.get("store"):
+        store = stores.get(item["store"])
+        if store is None:
+            raise field_error(
+                "store",
+                _("No store with code '%(store)s'."),
+                "unknown_store",
+                store=item["store"],
+            )
+        if allowed is not None and store.pk not in allowed:
+            raise field_error(
+                "store",
+                _("This token may not record anything for store '%(store)s'."),
+                "store_not_allowed",
+                store=item["store"],
+            )
+    else:
+        store = default_store
+        if store is None and allowed is not None:
+            raise field_error(
+                "store",
+                _("Name the store (code) the contact happened at."),
+                "store_required",
+            )
+    # contact_record is atomic: a refusal inside it rolls back to its savepoint.
+    return contact_record(
+        customer=customer,
+        kind=item["kind"],
+        channel=item["channel"],
+        occurred_at=item.get("occurred_at"),
+        store=store,
+        payload=item.get("payload") or {},
+    )

@@ -1,0 +1,376 @@
+"""Webhooks: events become signed deliveries, posted and retried with backoff.
+
+`webhook_events_emit` is called inside the transaction that caused the events. It
+writes one WebhookDelivery per subscription and batch of events, so the deliveries
+commit (or roll back) with the change, and enqueues their first attempt once the
+transaction commits. A failed attempt is logged and scheduled again with
+exponential backoff; `webhook_deliveries_retry_due` (run by beat) picks the due
+ones up, so retries hours apart never sit in the broker.
+
+Each POST carries the JSON body
+
+    {"id": <delivery id>, "event": "receipt.created", "created_at": "...",
+     "data": [<event>, ...]}
+
+signed with the subscription's secret: the `X-Loyalist-Signature` header is
+`sha256=` followed by the hex HMAC-SHA256 of the exact body bytes.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from crm.errors import field_error
+
+from .models import (
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+    webhook_secret_generate,
+)
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Loyalist-Signature"
+EVENTS_PER_DELIVERY = 100
+TIMEOUT_SECONDS = 5
+MAX_ATTEMPTS = 10
+# Waits after attempt 1, 2, ...: 30 s, 1, 2, 4, 8 minutes ... capped at 2 hours,
+# about 8 hours in all before a delivery is given up.
+BACKOFF_FACTOR = 30
+BACKOFF_MAX = 2 * 3600
+# The receiver's answer kept in the log, for debugging their side.
+LOGGED_ERROR_CHARS = 500
+
+
+def webhook_signature(secret: str, body: bytes) -> str:
+    """The value of the signature header for `body`."""
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def backoff_seconds(attempts: int) -> int:
+    """Seconds to wait after the `attempts`-th failed attempt."""
+    return min(BACKOFF_FACTOR * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
+
+
+def _subscriptions_for(event: str) -> list[WebhookSubscription]:
+    return [
+        subscription
+        for subscription in WebhookSubscription.objects.filter(is_active=True)
+        if event in subscription.events
+    ]
+
+
+def _enqueue(delivery_ids: list[int]) -> None:
+    from .tasks import webhook_deliver_task
+
+    for delivery_id in delivery_ids:
+        try:
+            webhook_deliver_task.delay(delivery_id)
+        except Exception:
+            # The delivery is committed; the retry sweep sends it.
+            logger.warning("Could not enqueue webhook delivery %s", delivery_id)
+
+
+def webhook_events_emit(
+    *,
+    event: str,
+    payloads: Iterable[dict[str, Any]],
+    segment_slug_of: Any = None,
+) -> int:
+    """Queue `payloads` (one dict per event) for every active subscription to
+    `event`; returns the number of deliveries created.
+
+    Call it inside the transaction that made the change. `payloads` is only read
+    when someone subscribes, so a lazy iterable costs nothing otherwise. For
+    segment events, `segment_slug_of(payload)` names the payload's segment, so a
+    subscription limited to some segments gets only theirs (by default the
+    payload's "segment" key).
+    """
+    if event not in WebhookEvent.values:
+        raise ValueError(f"Unknown webhook event {event!r}")
+    subscriptions = _subscriptions_for(event)
+    if not subscriptions:
+        return 0
+    slug_of = segment_slug_of or (lambda payload: payload.get("segment"))
+    now = timezone.now()
+    deliveries: list[WebhookDelivery] = []
+    batches: dict[int, list[dict]] = {s.pk: [] for s in subscriptions}
+
+    def flush(subscription: WebhookSubscription) -> None:
+        batch = batches[subscription.pk]
+        if not batch:
+            return
+        deliveries.append(
+            WebhookDelivery(
+                subscription=subscription,
+                event=event,
+                body=json.dumps(
+                    {"event": event, "created_at": now, "data": batch},
+                    cls=DjangoJSONEncoder,
+                ),
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        batches[subscription.pk] = []
+
+    for payload in payloads:
+        for subscription in subscriptions:
+            if (
+                subscription.segments
+                and event.startswith("segment.")
+                and slug_of(payload) not in subscription.segments
+            ):
+                continue
+            batches[subscription.pk].append(payload)
+            if len(batches[subscription.pk]) >= EVENTS_PER_DELIVERY:
+                flush(subscription)
+    for subscription in subscriptions:
+        flush(subscription)
+    if not deliveries:
+        return 0
+    created = WebhookDelivery.objects.bulk_create(deliveries)
+    ids = [delivery.pk for delivery in created if delivery.pk is not None]
+    if len(ids) != len(created):
+        # Backends that do not return ids from a bulk insert: the sweep sends them.
+        ids = []
+    transaction.on_commit(lambda: _enqueue(ids))
+    return len(created)
+
+
+def segment_events_emit(*, events: Iterable[Any]) -> int:
+    """Emit segment.entered / segment.exited for SegmentEvent rows (or objects
+    with segment_id, customer_id, kind, cause and occurred_at).
+
+    `events` may be a queryset; it is only evaluated when someone subscribes to
+    segment events. Payloads name the segment by slug and carry the customer's id
+    and email.
+    """
+    from crm.models import Customer
+    from segments.models import Segment
+
+    segment_events = {WebhookEvent.SEGMENT_ENTERED, WebhookEvent.SEGMENT_EXITED}
+    if not any(
+        segment_events & set(subscription.events)
+        for subscription in WebhookSubscription.objects.filter(is_active=True)
+    ):
+        return 0
+    rows = list(events)
+    if not rows:
+        return 0
+    slugs = dict(Segment.objects.values_list("pk", "slug"))
+    emails = dict(
+        Customer.objects.filter(pk__in={row.customer_id for row in rows}).values_list(
+            "pk", "email"
+        )
+    )
+    by_kind: dict[str, list[dict]] = {"entered": [], "exited": []}
+    for row in rows:
+        by_kind[row.kind].append(
+            {
+                "segment": slugs.get(row.segment_id),
+                "customer": {
+                    "id": row.customer_id,
+                    "email": emails.get(row.customer_id),
+                },
+                "cause": row.cause,
+                "occurred_at": row.occurred_at,
+            }
+        )
+    return webhook_events_emit(
+        event=WebhookEvent.SEGMENT_ENTERED, payloads=by_kind["entered"]
+    ) + webhook_events_emit(
+        event=WebhookEvent.SEGMENT_EXITED, payloads=by_kind["exited"]
+    )
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+            return response.status, ""
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(LOGGED_ERROR_CHARS).decode(errors="replace")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:LOGGED_ERROR_CHARS]
+
+
+def webhook_delivery_attempt(*, delivery_id: int, now: datetime | None = None) -> str:
+    """POST a pending delivery once and log the outcome; returns its new status.
+
+    The row is locked for the attempt, so two workers never send it at once; a
+    delivery that is not pending, or not yet due, is left alone.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        delivery = (
+            WebhookDelivery.objects.select_for_update(skip_locked=True)
+            .select_related("subscription")
+            .filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING)
+            .first()
+        )
+        if delivery is None:
+            return "skipped"
+        if delivery.next_attempt_at and delivery.next_attempt_at > now:
+            return "not_due"
+        subscription = delivery.subscription
+        body = delivery.body.encode()
+        started = time.monotonic()
+        status_code, error = _post(
+            subscription.url,
+            body,
+            {
+                "Content-Type": "application/json",
+                "User-Agent": "Loyalist-Webhooks/1",
+                SIGNATURE_HEADER: webhook_signature(subscription.secret, body),
+                "X-Loyalist-Event": delivery.event,
+                "X-Loyalist-Delivery": str(delivery.pk),
+                "X-Loyalist-Attempt": str(delivery.attempts + 1),
+            },
+        )
+        delivery.attempts += 1
+        delivery.last_status_code = status_code
+        delivery.attempt_log = [
+            *delivery.attempt_log,
+            {
+                "at": now.isoformat(),
+                "status_code": status_code,
+                "error": error,
+                "ms": round((time.monotonic() - started) * 1000),
+            },
+        ]
+        if status_code is not None and 200 <= status_code < 300:
+            delivery.status = WebhookDelivery.Status.DELIVERED
+            delivery.delivered_at = now
+            delivery.next_attempt_at = None
+        elif delivery.attempts >= MAX_ATTEMPTS or not subscription.is_active:
+            delivery.status = WebhookDelivery.Status.FAILED
+            delivery.next_attempt_at = None
+        else:
+            delivery.next_attempt_at = now + timedelta(
+                seconds=backoff_seconds(delivery.attempts)
+            )
+        delivery.save(
+            update_fields=[
+                "attempts",
+                "last_status_code",
+                "attempt_log",
+                "status",
+                "delivered_at",
+                "next_attempt_at",
+            ]
+        )
+    logger.info(
+        "webhook delivery %s attempt %s: status=%s -> %s",
+        delivery.pk,
+        delivery.attempts,
+        status_code,
+        delivery.status,
+    )
+    return delivery.status
+
+
+def webhook_deliveries_due(
+    *, now: datetime | None = None, limit: int = 500
+) -> list[int]:
+    """Ids of pending deliveries whose next attempt is due."""
+    now = now or timezone.now()
+    return list(
+        WebhookDelivery.objects.filter(
+            status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now
+        )
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def webhook_deliveries_retry_due(*, now: datetime | None = None) -> int:
+    """Attempt every due delivery once; returns how many were attempted."""
+    ids = webhook_deliveries_due(now=now)
+    for delivery_id in ids:
+        webhook_delivery_attempt(delivery_id=delivery_id, now=now)
+    return len(ids)
+
+
+def _events_check(events: Sequence[str]) -> list[str]:
+    unknown = sorted(set(events) - set(WebhookEvent.values))
+    if unknown or not events:
+        raise field_error(
+            "events",
+            _("Subscribe to one or more of %(choices)s."),
+            "invalid_choice",
+            choices=", ".join(WebhookEvent.values),
+        )
+    return sorted(set(events))
+
+
+@transaction.atomic
+def webhook_subscription_create(
+    *,
+    name: str,
+    url: str,
+    events: Sequence[str],
+    segments: Sequence[str] = (),
+    is_active: bool = True,
+    owner: AbstractBaseUser | None = None,
+) -> WebhookSubscription:
+    """Subscribe a URL to events; the signing secret is generated."""
+    subscription = WebhookSubscription(
+        name=name,
+        url=url,
+        events=_events_check(events),
+        segments=sorted(set(segments)),
+        is_active=is_active,
+        owner=owner,
+    )
+    subscription.full_clean(exclude=["owner"])
+    subscription.save()
+    return subscription
+
+
+@transaction.atomic
+def webhook_subscription_update(
+    *, subscription: WebhookSubscription, **fields: Any
+) -> WebhookSubscription:
+    allowed = {"name", "url", "events", "segments", "is_active"}
+    if set(fields) - allowed:
+        raise TypeError(f"Unknown fields {sorted(set(fields) - allowed)}")
+    if "events" in fields:
+        fields["events"] = _events_check(fields["events"])
+    if "segments" in fields:
+        fields["segments"] = sorted(set(fields["segments"]))
+    for name, value in fields.items():
+        setattr(subscription, name, value)
+    subscription.full_clean(exclude=["owner"])
+    subscription.save(update_fields=[*fields])
+    return subscription
+
+
+@transaction.atomic
+def webhook_subscription_secret_rotate(
+    *, subscription: WebhookSubscription
+) -> WebhookSubscription:
+    subscription.secret = webhook_secret_generate()
+    subscription.save(update_fields=["secret"])
+    return subscription
+
+
+@transaction.atomic
+def webhook_subscription_delete(*, subscription: WebhookSubscription) -> None:
+    """Remove a subscription with its delivery log."""
+    subscription.delete()

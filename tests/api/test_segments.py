@@ -1,0 +1,137 @@
+from segments.models import Segment
+from tests.crm.factories import CustomerFactory
+from tests.segments.factories import (
+    SegmentEventFactory,
+    SegmentFactory,
+    SegmentMembershipFactory,
+)
+
+from .conftest import errors_of
+
+URL = "/api/v1/segments/"
+
+
+def test_marketer_creates_a_segment_from_a_query_and_gets_both_forms(
+    marketer, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = marketer.post(
+            URL, {"name": "Repeat buyers", "query": "orders >= 2"}, format="json"
+        )
+
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["slug"] == "repeat-buyers"
+    assert body["rules"] == {"field": "orders", "op": "gte", "value": 2}
+    assert body["query"] == "orders >= 2"
+    # The recompute starts once the segment is committed.
+    assert callbacks
+
+
+def test_rules_and_query_together_or_neither_is_refused(marketer):
+    both = marketer.post(
+        URL,
+        {
+            "name": "X",
+            "query": "orders >= 2",
+            "rules": {"field": "orders", "op": "gte", "value": 2},
+        },
+        format="json",
+    )
+    neither = marketer.post(URL, {"name": "Y"}, format="json")
+
+    assert errors_of(both) == [("rules", "rules_or_query")]
+    assert errors_of(neither) == [("rules", "rules_or_query")]
+
+
+def test_a_syntax_error_in_the_query_is_a_field_error(marketer):
+    response = marketer.post(URL, {"name": "X", "query": "orders >>> 2"}, format="json")
+
+    assert response.status_code == 400
+    assert errors_of(response)[0][0] == "query"
+
+
+def test_update_changes_the_rule_and_deactivates(marketer):
+    SegmentFactory(slug="vip", name="VIP")
+
+    changed = marketer.patch(f"{URL}vip/", {"query": "orders >= 5"}, format="json")
+    off = marketer.patch(f"{URL}vip/", {"is_active": False}, format="json")
+
+    assert changed.json()["rules"]["value"] == 5
+    assert off.json()["is_active"] is False
+
+
+def test_tills_cannot_see_segments_and_readers_cannot_write(till, reader):
+    SegmentFactory(slug="vip")
+
+    assert till.get(URL).status_code == 403
+    assert reader.get(URL).status_code == 200
+    assert (
+        reader.post(
+            URL, {"name": "X", "query": "orders >= 1"}, format="json"
+        ).status_code
+        == 403
+    )
+
+
+def test_preview_counts_and_samples_without_saving(reader):
+    CustomerFactory(city="Leiden")
+    CustomerFactory(city="Delft")
+    segments_before = Segment.objects.count()
+
+    response = reader.post(
+        f"{URL}preview/", {"query": 'city = "Leiden"', "limit": 5}, format="json"
+    )
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["count"] == 1
+    assert response.json()["sample"][0]["email"]
+    assert Segment.objects.count() == segments_before
+
+
+def test_members_page_through_with_entered_at(reader, django_assert_max_num_queries):
+    segment = SegmentFactory(slug="vip")
+    for _ in range(5):
+        SegmentMembershipFactory(segment=segment)
+
+    seen, url = [], f"{URL}vip/members/?page_size=2"
+    while url:
+        with django_assert_max_num_queries(4):
+            page = reader.get(url).json()
+        seen += page["results"]
+        url = page["next"]
+
+    assert len({m["id"] for m in seen}) == 5
+    assert set(seen[0]) == {"id", "email", "name", "entered_at"}
+
+
+def test_history_lists_entries_and_exits(reader):
+    segment = SegmentFactory(slug="vip")
+    SegmentEventFactory(segment=segment, kind="entered", cause="contact")
+    SegmentEventFactory(segment=segment, kind="exited", cause="time")
+
+    events = reader.get(f"{URL}vip/history/", {"kind": "exited"}).json()["results"]
+
+    assert [e["kind"] for e in events] == ["exited"]
+
+
+def test_recompute_is_accepted_and_queued(marketer, django_capture_on_commit_callbacks):
+    SegmentFactory(slug="vip")
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = marketer.post(f"{URL}vip/recompute/")
+
+    assert response.status_code == 202
+    assert response.json() == {"segment": "vip", "status": "queued"}
+    assert len(callbacks) == 1
+    assert marketer.post(f"{URL}nope/recompute/").status_code == 404
+
+
+def test_segment_filter_and_list_query_count(reader, django_assert_max_num_queries):
+    SegmentFactory(slug="a", kind="journey")
+    SegmentFactory(slug="b", kind="demographic")
+
+    with django_assert_max_num_queries(3):
+        response = reader.get(URL, {"kind": "journey"})
+
+    assert [s["slug"] for s in response.json()["results"]] == ["a"]
