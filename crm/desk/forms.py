@@ -4,13 +4,11 @@ The sale is a plain server-side form with a formset of lines, so it works withou
 JavaScript; desk.js only makes it quicker.
 """
 
-import hashlib
 import secrets
 from decimal import Decimal
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -357,39 +355,5 @@ class ReceiptSearchForm(forms.Form):
     )
 
 
-# Failed sign-ins per user name and address before the desk stops trying passwords.
-LOGIN_FAILURE_LIMIT = 5
-LOGIN_LOCKOUT_SECONDS = 15 * 60
-
-
 class DeskLoginForm(AuthenticationForm):
-    """Sign-in that stops guessing: five failures lock the name for a while."""
-
-    error_messages = {
-        **AuthenticationForm.error_messages,
-        "throttled": _(
-            "Too many failed sign-ins. Wait 15 minutes or ask a manager to help."
-        ),
-    }
-
-    def _throttle_key(self) -> str:
-        username = (self.data.get("username") or "").strip().lower()
-        address = self.request.META.get("REMOTE_ADDR", "") if self.request else ""
-        digest = hashlib.sha256(f"{username}|{address}".encode()).hexdigest()
-        return f"desk-login-failures:{digest}"
-
-    def clean(self):
-        key = self._throttle_key()
-        if cache.get(key, 0) >= LOGIN_FAILURE_LIMIT:
-            raise ValidationError(self.error_messages["throttled"], code="throttled")
-        try:
-            data = super().clean()
-        except ValidationError:
-            if not cache.add(key, 1, LOGIN_LOCKOUT_SECONDS):
-                try:
-                    cache.incr(key)
-                except ValueError:  # expired between add() and incr()
-                    cache.set(key, 1, LOGIN_LOCKOUT_SECONDS)
-            raise
-        cache.delete(key)
-        return data
+    """Sign-in for clerks; django-axes locks a name after repeated failures."""

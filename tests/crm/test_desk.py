@@ -112,8 +112,21 @@ def test_repeated_failed_sign_ins_are_throttled(client, desk_clerk):
         {"username": "clerk", "password": "correct-horse-battery"},
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 429
     assert "Too many failed sign-ins" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_admin_sign_in_is_throttled_too(client, admin_user):
+    for _attempt in range(5):
+        client.post(reverse("admin:login"), {"username": "admin", "password": "x"})
+
+    response = client.post(
+        reverse("admin:login"),
+        {"username": "admin", "password": "correct-horse-battery"},
+    )
+
+    assert response.status_code == 429
     assert "_auth_user_id" not in client.session
 
 
