@@ -241,15 +241,7 @@ def memberships_refresh(
             Segment.objects.filter(pk=segment_id).update(
                 size=F("size") + deltas[segment_id]
             )
-    states = [
-        CustomerSegmentState(
-            customer_id=pk, signature=sig, next_check_at=next_check, evaluated_at=now
-        )
-        for pk, (sig, next_check) in computed.items()
-    ]
-    CustomerSegmentState.objects.bulk_update(
-        states, ["signature", "next_check_at", "evaluated_at"]
-    )
+    _states_write(computed, now)
     assignments_refresh(
         wanted={pk: signature_persona(sig) for pk, (sig, _n) in computed.items()},
         now=now,
@@ -257,6 +249,43 @@ def memberships_refresh(
         contacts=contacts,
     )
     return len(entered), len(exited)
+
+
+def _states_write(computed: dict[int, tuple], now: datetime) -> None:
+    """Store the batch's signatures and next checks in one statement."""
+    if connection.vendor == "postgresql":
+        # bulk_update builds a CASE per row in Python (0.6 s for 500 rows);
+        # unnest() hands PostgreSQL three arrays instead.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                UPDATE {CustomerSegmentState._meta.db_table} s
+                SET signature = v.signature, next_check_at = v.next_check_at,
+                    evaluated_at = %s
+                FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[])
+                    AS v (customer_id, signature, next_check_at)
+                WHERE s.customer_id = v.customer_id
+                """,
+                [
+                    now,
+                    list(computed),
+                    [sig for sig, _next in computed.values()],
+                    [next_check for _sig, next_check in computed.values()],
+                ],
+            )
+        return
+    CustomerSegmentState.objects.bulk_update(
+        [
+            CustomerSegmentState(
+                customer_id=pk,
+                signature=sig,
+                next_check_at=next_check,
+                evaluated_at=now,
+            )
+            for pk, (sig, next_check) in computed.items()
+        ],
+        ["signature", "next_check_at", "evaluated_at"],
+    )
 
 
 def _batch_evaluate(ids: list[int], now: datetime) -> dict[int, tuple]:
