@@ -121,9 +121,10 @@ class SegmentEvent(models.Model):
 class CustomerSegmentState(models.Model):
     """What the engine last computed for a customer.
 
-    `signature` lists the ids of the active segments the customer matched, as
-    ",3,7,12," (or "," for none), followed by "p<id>" of the assigned persona when
-    personas are active, so a whole-base pass finds the customers whose
+    `signature` is the version of the rules it was computed with, then the ids of
+    the active segments the customer matched, then "p<id>" of the assigned persona
+    when personas are active ("v1a2b3c4d,3,7,12,p4"), so a whole-base pass finds
+    the customers whose
     memberships changed by comparing one string per customer instead of diffing
     every segment. `next_check_at` is the earliest moment a time-based condition
     can flip for this customer; the time path re-evaluates customers once it has

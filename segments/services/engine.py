@@ -7,6 +7,7 @@ flip. What differs is only which customers are evaluated and how the differences
 are written.
 """
 
+import hashlib
 import json
 import logging
 import uuid
@@ -84,13 +85,35 @@ def _active_segments() -> list[Segment]:
     return list(Segment.objects.filter(is_active=True).order_by("pk"))
 
 
+def rules_version(segments: Sequence[Segment], ctx: Context) -> str:
+    """A short fingerprint of everything the signatures were computed with."""
+    fingerprint = json.dumps(
+        [
+            [[s.pk, s.rules] for s in segments],
+            [[p.pk, p.rules] for p in ctx.personas or ()],
+            getattr(ctx.rfm, "pk", None),
+        ],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.blake2s(fingerprint.encode(), digest_size=4).hexdigest()
+
+
 def evaluation_queryset(
-    customers: QuerySet, *, segments: Sequence[Segment], ctx: Context
+    customers: QuerySet,
+    *,
+    segments: Sequence[Segment],
+    ctx: Context,
+    with_next_check: bool = True,
 ) -> QuerySet:
     """`customers` as (pk, sig, next_check) rows: one pass evaluates every segment.
 
-    With active personas the signature ends in the customer's persona, as one
-    priority CASE: ",3,7,p12" (persona 12) or ",3,7," (none).
+    The signature starts with the rules' version, so a changed segment, persona or
+    RFM threshold makes every stored signature differ: "v1a2b3c4d,3,7,". With
+    active personas it ends in the customer's persona, as one priority CASE:
+    "v1a2b3c4d,3,7,p12" (persona 12). Without `with_next_check` the costly
+    next-check candidates are left out (NULL): a whole-base pass needs them only
+    for the customers whose signature changed.
     """
     matches = [
         Case(
@@ -102,17 +125,21 @@ def evaluation_queryset(
     ]
     if ctx.personas:
         matches.append(persona_case(ctx, label=lambda p: f"p{p.pk}", default=""))
-    signature = StringJoin(Value(","), *matches)
-    candidates = list(
-        dict.fromkeys(
-            [
-                *(
-                    candidate
-                    for segment in segments
-                    for candidate in rule_time_candidates(segment.rules, ctx)
-                ),
-                *(persona_time_candidates(ctx) if ctx.personas else []),
-            ]
+    signature = StringJoin(Value(f"v{rules_version(segments, ctx)},"), *matches)
+    candidates = (
+        []
+        if not with_next_check
+        else list(
+            dict.fromkeys(
+                [
+                    *(
+                        candidate
+                        for segment in segments
+                        for candidate in rule_time_candidates(segment.rules, ctx)
+                    ),
+                    *(persona_time_candidates(ctx) if ctx.personas else []),
+                ]
+            )
         )
     )
     future = [
@@ -136,10 +163,8 @@ def evaluation_queryset(
 
 
 def signature_ids(signature: str) -> set[int]:
-    """The segment ids of a signature (its persona part is left out)."""
-    return {
-        int(part) for part in signature.split(",") if part and not part.startswith("p")
-    }
+    """The segment ids of a signature (its version and persona are left out)."""
+    return {int(part) for part in signature.split(",") if part.isdigit()}
 
 
 def signature_persona(signature: str) -> int | None:
@@ -476,13 +501,13 @@ def _tables() -> dict[str, str]:
 def _evaluate_into(run: str, customers: QuerySet, *, changed_only: bool, ctx, segments):
     t = _tables()
     sql, params = evaluation_queryset(
-        customers, segments=segments, ctx=ctx
+        customers, segments=segments, ctx=ctx, with_next_check=not changed_only
     ).query.sql_with_params()
-    far = connection.ops.adapt_datetimefield_value(FAR_FUTURE)
+    # The version at the head of a signature changes with any rule, so customers
+    # whose signature is unchanged also keep the time-based moments they had.
     compare = (
         f"""JOIN {t["state"]} s ON s.customer_id = e.pk
-        WHERE s.signature <> e.sig
-           OR COALESCE(s.next_check_at, %s) <> COALESCE(e.next_check, %s)"""
+        WHERE s.signature <> e.sig"""
         if changed_only
         else ""
     )
@@ -494,7 +519,7 @@ def _evaluate_into(run: str, customers: QuerySet, *, changed_only: bool, ctx, se
             FROM ({sql}) e
             {compare}
             """,
-            [run, *params, *([far, far] if changed_only else [])],
+            [run, *params],
         )
         return cursor.rowcount
 
