@@ -336,6 +336,7 @@ def record(plan: PlannedCustomer, index: int, store, now: datetime) -> Customer:
         card = loyalty_card_issue(customer=customer, store=store)
         if plan.card_points:
             points_earn(card=card, points=plan.card_points)
+        dirty_drain()
     if plan.email_consent is not None:
         consent_record(
             customer=customer,
