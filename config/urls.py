@@ -13,6 +13,7 @@ urlpatterns = [
     path("desk/", include("crm.desk.urls")),
     path("api/v1/", include("crm.api.urls")),
     path("api/v1/", include("segments.api.urls")),
+    path("api/v1/", include("personas.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "api/docs/",

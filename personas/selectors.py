@@ -5,7 +5,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
@@ -299,3 +299,70 @@ def _bars(counts: dict[str, int]) -> list[dict[str, Any]]:
         {"label": label, "count": n, "share": n / total, "width": n / top}
         for label, n in counts.items()
     ]
+
+
+def persona_member_list(*, persona: Persona) -> QuerySet[Customer]:
+    """The persona's customers with `assigned_at`, the latest assignments first."""
+    return (
+        Customer.objects.filter(persona_assignment__persona=persona)
+        .annotate(assigned_at=F("persona_assignment__assigned_at"))
+        .order_by("-assigned_at", "-pk")
+    )
+
+
+def persona_stats(*, persona: Persona) -> dict[str, Any]:
+    """The persona's stored figures with what follows from them (shares, costs,
+    return, stated-vs-real notes), overlaps keyed by the other persona's slug."""
+    facts = persona_facts(persona)
+    figures = facts.figures
+    stats: dict[str, Any] = {
+        "persona": persona.slug,
+        "computed_at": None,
+        "figures_days": FIGURES_DAYS,
+        "base_customers": 0,
+        "customers": facts.customers,
+        "share": facts.share,
+        "rule_matches": 0,
+        "buyers": 0,
+        "orders": 0,
+        "revenue": facts.revenue,
+        "margin": facts.margin,
+        "average_order_value": facts.aov,
+        "orders_per_month": facts.orders_per_month,
+        "service_effort": None,
+        "email_openers": 0,
+        "email_open_share": facts.email_open_share,
+        "channels": dict.fromkeys(CHANNELS, 0),
+        "ages": {},
+        "median_age": None,
+        "genders": {},
+        "cities": [],
+        "overlaps": {},
+        "service_cost": facts.service_cost,
+        "campaign_cost": facts.campaign_cost,
+        "roi": facts.roi,
+        "notes": facts.notes,
+    }
+    if figures is None:
+        return stats
+    slugs = dict(Persona.objects.values_list("pk", "slug"))
+    stats.update(
+        computed_at=figures.computed_at,
+        base_customers=figures.base_customers,
+        rule_matches=figures.rule_matches,
+        buyers=figures.buyers,
+        orders=figures.orders,
+        service_effort=figures.service_effort,
+        email_openers=figures.email_openers,
+        channels={c: figures.channels.get(c, 0) for c in CHANNELS},
+        ages=age_bands(figures),
+        median_age=figures.median_age,
+        genders=figures.genders,
+        cities=[{"city": city, "customers": n} for city, n in figures.cities],
+        overlaps={
+            slugs[int(pk)]: shared
+            for pk, shared in sorted(figures.overlaps.items())
+            if int(pk) in slugs
+        },
+    )
+    return stats

@@ -1,9 +1,12 @@
 """django-filter filter sets of the CRM resources (documented in the schema)."""
 
+from datetime import timedelta
+
 import django_filters as filters
 from django import forms
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils.translation import gettext_lazy as _
+from django_filters.fields import IsoDateTimeField
 from phonenumber_field.phonenumber import PhoneNumber
 from phonenumbers import NumberParseException
 
@@ -18,6 +21,28 @@ from crm.models import (
     SalesChannel,
     Store,
 )
+
+# PostgreSQL stores UTC offsets up to 15:59 either way; Python allows up to 23:59.
+MAX_UTC_OFFSET = timedelta(hours=15, minutes=59)
+
+
+class ApiDateTimeField(IsoDateTimeField):
+    """An ISO-8601 time whose UTC offset the database can take."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        offset = value.utcoffset() if value is not None else None
+        if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+            raise forms.ValidationError(
+                _("Give a UTC offset between -15:59 and +15:59."), code="invalid"
+            )
+        return value
+
+
+class ApiDateTimeFilter(filters.IsoDateTimeFilter):
+    """A time filter that refuses what the database would (never a 500)."""
+
+    field_class = ApiDateTimeField
 
 
 class IdFilter(filters.NumberFilter):
@@ -76,14 +101,15 @@ class CustomerFilter(filters.FilterSet):
         max_length=64,
         help_text=_("Slug of a segment the customer is in now."),
     )
+    persona = filters.CharFilter(
+        field_name="persona_assignment__persona__slug",
+        max_length=64,
+        help_text=_("Slug of the customer's persona."),
+    )
     tag = filters.CharFilter(field_name="tags__slug", max_length=64, distinct=True)
-    created_after = filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="gte"
-    )
-    created_before = filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="lt"
-    )
-    updated_after = filters.IsoDateTimeFilter(
+    created_after = ApiDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = ApiDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    updated_after = ApiDateTimeFilter(
         field_name="updated_at",
         lookup_expr="gte",
         help_text=_("Changed at or after this time: for incremental syncs."),
@@ -91,7 +117,15 @@ class CustomerFilter(filters.FilterSet):
 
     class Meta:
         model = Customer
-        fields = ["email", "phone", "city", "postal_code", "home_store", "segment"]
+        fields = [
+            "email",
+            "phone",
+            "city",
+            "postal_code",
+            "home_store",
+            "segment",
+            "persona",
+        ]
 
     def filter_email(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return queryset.by_email(value) if value else queryset
@@ -127,12 +161,8 @@ class ReceiptFilter(filters.FilterSet):
     number = filters.CharFilter(max_length=64)
     status = filters.ChoiceFilter(choices=Receipt.Status.choices)
     channel = filters.ChoiceFilter(choices=SalesChannel.choices)
-    purchased_after = filters.IsoDateTimeFilter(
-        field_name="purchased_at", lookup_expr="gte"
-    )
-    purchased_before = filters.IsoDateTimeFilter(
-        field_name="purchased_at", lookup_expr="lt"
-    )
+    purchased_after = ApiDateTimeFilter(field_name="purchased_at", lookup_expr="gte")
+    purchased_before = ApiDateTimeFilter(field_name="purchased_at", lookup_expr="lt")
 
     class Meta:
         model = Receipt
@@ -144,12 +174,8 @@ class ContactFilter(filters.FilterSet):
     kind = filters.MultipleChoiceFilter(choices=Contact.Kind.choices)
     channel = filters.ChoiceFilter(choices=Contact.ContactChannel.choices)
     store = filters.CharFilter(field_name="store__code", max_length=32)
-    occurred_after = filters.IsoDateTimeFilter(
-        field_name="occurred_at", lookup_expr="gte"
-    )
-    occurred_before = filters.IsoDateTimeFilter(
-        field_name="occurred_at", lookup_expr="lt"
-    )
+    occurred_after = ApiDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = ApiDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
 
     class Meta:
         model = Contact
@@ -173,9 +199,7 @@ class LoyaltyCardFilter(filters.FilterSet):
 
 class LoyaltyTransactionFilter(filters.FilterSet):
     kind = filters.ChoiceFilter(choices=LoyaltyTransaction.Kind.choices)
-    created_after = filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="gte"
-    )
+    created_after = ApiDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
         model = LoyaltyTransaction

@@ -39,7 +39,10 @@ def customer_visible_list(*, user) -> QuerySet[Customer]:
     from segments.models import SegmentMembership
 
     customers = Customer.objects.select_related(
-        "stats", "stats__favourite_category", "home_store"
+        "stats",
+        "stats__favourite_category",
+        "home_store",
+        "persona_assignment__persona",
     ).prefetch_related(
         "tags",
         Prefetch(

@@ -8,6 +8,7 @@ called by the views with the validated data.
 import json
 from datetime import timedelta
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field, inline_serializer
@@ -204,8 +205,13 @@ class CustomerSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_persona(self, customer: Customer) -> str | None:
-        # TODO(personas): the persona's slug once personas are assigned.
-        return None
+        # customer_visible_list selects the assignment and its persona; a missing
+        # one is cached as absent, so neither case queries again.
+        try:
+            assignment = customer.persona_assignment
+        except ObjectDoesNotExist:
+            return None
+        return assignment.persona.slug
 
     @extend_schema_field(CurrentConsentsSerializer)
     def get_consents(self, customer: Customer) -> dict:

@@ -1,3 +1,4 @@
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -281,7 +282,9 @@ def receipt_record(
         )
 
     receipt = Receipt(
-        number=number or _receipt_number_next(store),
+        # Numbered last (below): the store row stays locked from numbering until
+        # commit, so the rest of the sale must not run under that lock.
+        number=number or f"pending-{uuid.uuid4().hex}",
         store=store,
         clerk=clerk,
         customer=customer,
@@ -345,6 +348,9 @@ def receipt_record(
             receipt=receipt,
         )
         customer_stats_refresh(customer_ids=[customer.pk])
+    if not number:
+        receipt.number = _receipt_number_next(store)
+        receipt.save(update_fields=["number"])
     if receipt.email_status == Receipt.EmailStatus.PENDING:
         receipt_email_enqueue(receipt_id=receipt.pk)
     return receipt

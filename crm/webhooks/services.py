@@ -199,6 +199,52 @@ def segment_events_emit(*, events: Iterable[Any]) -> int:
     )
 
 
+def webhook_subscribed(event: str) -> bool:
+    """Whether an active subscription wants `event`: callers skip building the
+    payloads (and their queries) when none does."""
+    return bool(_subscriptions_for(event))
+
+
+def persona_changes_emit(*, changes: Iterable[Any]) -> int:
+    """Emit persona.changed for PersonaChange rows (or objects with customer_id,
+    from_persona_id, to_persona_id, cause and occurred_at).
+
+    `changes` may be a queryset; it is only evaluated when someone subscribes.
+    Payloads name the personas by slug (null for none) and carry the customer's
+    id and email.
+    """
+    from crm.models import Customer
+    from personas.models import Persona
+
+    if not webhook_subscribed(WebhookEvent.PERSONA_CHANGED):
+        return 0
+    rows = list(changes)
+    if not rows:
+        return 0
+    slugs = dict(Persona.objects.values_list("pk", "slug"))
+    emails = dict(
+        Customer.objects.filter(pk__in={row.customer_id for row in rows}).values_list(
+            "pk", "email"
+        )
+    )
+    return webhook_events_emit(
+        event=WebhookEvent.PERSONA_CHANGED,
+        payloads=[
+            {
+                "customer": {
+                    "id": row.customer_id,
+                    "email": emails.get(row.customer_id),
+                },
+                "from": slugs.get(row.from_persona_id),
+                "to": slugs.get(row.to_persona_id),
+                "cause": row.cause,
+                "occurred_at": row.occurred_at,
+            }
+            for row in rows
+        ],
+    )
+
+
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
     try:

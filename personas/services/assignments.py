@@ -10,6 +10,8 @@ from datetime import datetime
 
 from django.db import connection, transaction
 
+from crm.webhooks.services import persona_changes_emit
+
 from ..models import Persona, PersonaAssignment, PersonaChange
 
 
@@ -51,7 +53,7 @@ def assignments_refresh(
             if persona_id is not None
         ]
     )
-    PersonaChange.objects.bulk_create(
+    changes = PersonaChange.objects.bulk_create(
         [
             PersonaChange(
                 customer_id=customer_id,
@@ -64,6 +66,7 @@ def assignments_refresh(
             for customer_id, persona_id in sorted(changed.items())
         ]
     )
+    persona_changes_emit(changes=changes)
     return len(changed)
 
 
@@ -120,6 +123,14 @@ def assignments_apply_run(cursor, *, run: str, now: datetime, cause: str) -> Non
         )
         """,  # noqa: S608
         [at, run],
+    )
+    # Read back only when someone subscribes to persona.changed.
+    persona_changes_emit(
+        changes=PersonaChange.objects.filter(
+            cause=cause,
+            occurred_at=now,
+            customer_id__in=EvaluationRow.objects.filter(run=run).values("customer_id"),
+        ).order_by("customer_id")
     )
 
 

@@ -2,7 +2,7 @@
 
 import django_filters as filters
 
-from crm.api.filters import IdFilter
+from crm.api.filters import ApiDateTimeFilter, IdFilter
 from crm.models import Customer
 
 from ..models import Segment, SegmentEvent
@@ -18,9 +18,7 @@ class SegmentFilter(filters.FilterSet):
 
 
 class MemberFilter(filters.FilterSet):
-    entered_after = filters.IsoDateTimeFilter(
-        field_name="entered_at", lookup_expr="gte"
-    )
+    entered_after = ApiDateTimeFilter(field_name="entered_at", lookup_expr="gte")
     email = filters.CharFilter(method="filter_email", max_length=254)
 
     class Meta:
@@ -35,9 +33,7 @@ class SegmentEventFilter(filters.FilterSet):
     kind = filters.ChoiceFilter(choices=SegmentEvent.Kind.choices)
     cause = filters.ChoiceFilter(choices=SegmentEvent.Cause.choices)
     customer = IdFilter(field_name="customer_id", min_value=1)
-    occurred_after = filters.IsoDateTimeFilter(
-        field_name="occurred_at", lookup_expr="gte"
-    )
+    occurred_after = ApiDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
 
     class Meta:
         model = SegmentEvent
