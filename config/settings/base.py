@@ -63,8 +63,13 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 # Five failed sign-ins for one user name from one address lock that pair for 15
-# minutes, at the desk and in the admin alike. Counted in the cache (Redis).
-AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+# minutes, at the desk and in the admin alike. Counted in Redis when there is one
+# (shared by every web process), otherwise in the database.
+AXES_HANDLER = (
+    "axes.handlers.cache.AxesCacheHandler"
+    if env.str("REDIS_URL", default="")
+    else "axes.handlers.database.AxesDatabaseHandler"
+)
 AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

@@ -552,26 +552,34 @@ def recompute_range(*, first_id: int, last_id: int, now: datetime | None = None)
             """,
             [first_id, last_id],
         )
-        changed = _evaluate_into(
-            detect, customers, changed_only=True, ctx=ctx, segments=segments
-        )
-        if not changed:
-            return 0
-        # Lock the changed customers, then evaluate them again: an incremental batch
-        # that committed after the detecting pass must not be overwritten.
-        list(
-            CustomerSegmentState.objects.select_for_update()
-            .filter(customer_id__in=_run_ids(detect))
-            .order_by("customer_id")
-            .values_list("customer_id", flat=True)
-        )
-        _evaluate_into(
-            final,
-            Customer.objects.filter(pk__in=_run_ids(detect)),
-            changed_only=False,
-            ctx=ctx,
-            segments=segments,
-        )
+        created = cursor.rowcount
+        if created and created == customers.count():
+            # Every state row of the range was created just now and is invisible to
+            # other transactions until commit: nothing to detect, nobody to race.
+            changed = _evaluate_into(
+                final, customers, changed_only=False, ctx=ctx, segments=segments
+            )
+        else:
+            changed = _evaluate_into(
+                detect, customers, changed_only=True, ctx=ctx, segments=segments
+            )
+            if not changed:
+                return 0
+            # Lock the changed customers, then evaluate them again: an incremental
+            # batch that committed after the detecting pass must not be overwritten.
+            list(
+                CustomerSegmentState.objects.select_for_update()
+                .filter(customer_id__in=_run_ids(detect))
+                .order_by("customer_id")
+                .values_list("customer_id", flat=True)
+            )
+            _evaluate_into(
+                final,
+                Customer.objects.filter(pk__in=_run_ids(detect)),
+                changed_only=False,
+                ctx=ctx,
+                segments=segments,
+            )
         _apply(cursor, final, now)
         EvaluationRow.objects.filter(run__in=[detect, final]).delete()
     return changed
@@ -602,28 +610,31 @@ def _apply(cursor, run: str, now: datetime) -> None:
         f"DELETE FROM {t['membership']} WHERE id IN (SELECT m.id {leaving})",
         [run],
     )
-    joining = f"""
+    cursor.execute(
+        f"""
+        INSERT INTO {t["membership"]} (segment_id, customer_id, entered_at, contact_id)
+        SELECT g.id, e.customer_id, %s, NULL
         FROM {t["eval"]} e
         JOIN {t["segment"]} g ON e.signature LIKE '%%,' || g.id || ',%%'
         WHERE e.run = %s AND NOT EXISTS (
             SELECT 1 FROM {t["membership"]} m
             WHERE m.segment_id = g.id AND m.customer_id = e.customer_id
         )
-    """
+        """,
+        [at, run],
+    )
+    # The entries are the memberships this pass just wrote (stamped with its time),
+    # read back instead of matching every signature against every segment again.
     cursor.execute(
         f"""
         INSERT INTO {t["event"]}
             (segment_id, customer_id, kind, cause, occurred_at, contact_id)
-        SELECT g.id, e.customer_id, 'entered', %s, %s, NULL {joining}
+        SELECT m.segment_id, m.customer_id, 'entered', %s, %s, NULL
+        FROM {t["membership"]} m
+        JOIN {t["eval"]} e ON e.customer_id = m.customer_id AND e.run = %s
+        WHERE m.entered_at = %s
         """,
-        [cause, at, run],
-    )
-    cursor.execute(
-        f"""
-        INSERT INTO {t["membership"]} (segment_id, customer_id, entered_at, contact_id)
-        SELECT g.id, e.customer_id, %s, NULL {joining}
-        """,
-        [at, run],
+        [cause, at, run, at],
     )
     cursor.execute(
         f"""
