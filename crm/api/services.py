@@ -25,8 +25,6 @@ from crm.services import (
     receipt_record,
     receipt_void,
 )
-from crm.webhooks.models import WebhookEvent
-from crm.webhooks.services import webhook_events_emit
 
 from .permissions import sees_all, till_store_ids
 from .selectors import customer_scope
@@ -76,33 +74,6 @@ def customer_for_write(
     return customer
 
 
-def _customer_payload(customer: Customer) -> dict[str, Any]:
-    return {
-        "id": customer.pk,
-        "email": customer.email,
-        "first_name": customer.first_name,
-        "last_name": customer.last_name,
-        "source": customer.source,
-        "home_store": customer.home_store.code if customer.home_store else None,
-        "created_at": customer.created_at,
-    }
-
-
-def _receipt_payload(receipt: Receipt) -> dict[str, Any]:
-    return {
-        "id": receipt.pk,
-        "number": receipt.number,
-        "store": receipt.store.code,
-        "customer": receipt.customer_id,
-        "loyalty_card": receipt.loyalty_card.number if receipt.loyalty_card else None,
-        "channel": receipt.channel,
-        "purchased_at": receipt.purchased_at,
-        "total": receipt.total,
-        "currency": receipt.currency,
-        "points_earned": receipt.points_earned,
-    }
-
-
 @transaction.atomic
 def api_customer_create(*, user: AbstractBaseUser, data: dict[str, Any]) -> Customer:
     """Register a customer; a till registers them at (one of) its stores."""
@@ -117,9 +88,6 @@ def api_customer_create(*, user: AbstractBaseUser, data: dict[str, Any]) -> Cust
             )
         data["home_store"] = store
     customer = customer_create(**data)
-    webhook_events_emit(
-        event=WebhookEvent.CUSTOMER_CREATED, payloads=[_customer_payload(customer)]
-    )
     return customer
 
 
@@ -177,9 +145,6 @@ def _receipt_customer(
                 }
             ) from None
         return customer, False
-    webhook_events_emit(
-        event=WebhookEvent.CUSTOMER_CREATED, payloads=[_customer_payload(customer)]
-    )
     return customer, True
 
 
@@ -222,9 +187,6 @@ def api_receipt_record(
         expected_total=data.get("total"),
         points_to_redeem=data.get("points_redeemed", 0),
         send_email=data.get("send_email", False),
-    )
-    webhook_events_emit(
-        event=WebhookEvent.RECEIPT_CREATED, payloads=[_receipt_payload(receipt)]
     )
     return receipt, created
 

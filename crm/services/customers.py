@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.models import Consent, Customer, CustomerStats, Tag
+from crm.webhooks.services import customer_created_emit
 
 from .contacts import ContactRef, contact_announce
 
@@ -100,6 +101,7 @@ def customer_create(*, tags: list[str] | None = None, **fields: Any) -> Customer
     if tags:
         _tags_set(customer=customer, tags=tags)
     contact_announce(contacts=[ContactRef(customer.pk, None)])
+    customer_created_emit(customer=customer)
     return customer
 
 

@@ -104,6 +104,7 @@ def _points_apply(
     points: int,
     receipt: Receipt | None,
     note: str = "",
+    announce: bool = True,
 ) -> LoyaltyTransaction:
     entry = LoyaltyTransaction.objects.create(
         card=card, kind=kind, points=points, receipt=receipt, note=note
@@ -115,7 +116,8 @@ def _points_apply(
     except IntegrityError:
         raise _insufficient_points(card) from None
     card.refresh_from_db(fields=["points"])
-    _announce(card)
+    if announce:
+        _announce(card)
     return entry
 
 
@@ -161,7 +163,12 @@ def points_for_amount(amount) -> int:
 
 @transaction.atomic
 def points_earn(
-    *, card: LoyaltyCard, points: int, receipt: Receipt | None = None, note: str = ""
+    *,
+    card: LoyaltyCard,
+    points: int,
+    receipt: Receipt | None = None,
+    note: str = "",
+    announce: bool = True,
 ) -> LoyaltyTransaction:
     if points <= 0:
         raise ValidationError(
@@ -178,12 +185,18 @@ def points_earn(
         points=points,
         receipt=receipt,
         note=note,
+        announce=announce,
     )
 
 
 @transaction.atomic
 def points_redeem(
-    *, card: LoyaltyCard, points: int, receipt: Receipt | None = None, note: str = ""
+    *,
+    card: LoyaltyCard,
+    points: int,
+    receipt: Receipt | None = None,
+    note: str = "",
+    announce: bool = True,
 ) -> LoyaltyTransaction:
     """Spend points; refused with a clear message when the balance is too low."""
     if points <= 0:
@@ -205,6 +218,7 @@ def points_redeem(
         points=-points,
         receipt=receipt,
         note=note,
+        announce=announce,
     )
     return entry
 

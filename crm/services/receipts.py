@@ -21,6 +21,7 @@ from crm.models import (
     SalesChannel,
     Store,
 )
+from crm.webhooks.services import receipt_created_emit
 
 from .contacts import contact_record
 from .loyalty import (
@@ -333,10 +334,19 @@ def receipt_record(
             loyalty_card.customer = customer
             loyalty_card.save(update_fields=["customer"])
         if points_to_redeem:
-            points_redeem(card=loyalty_card, points=points_to_redeem, receipt=receipt)
+            # The purchase contact below announces the customer once for all.
+            points_redeem(
+                card=loyalty_card,
+                points=points_to_redeem,
+                receipt=receipt,
+                announce=customer is None,
+            )
         if receipt.points_earned:
             points_earn(
-                card=loyalty_card, points=receipt.points_earned, receipt=receipt
+                card=loyalty_card,
+                points=receipt.points_earned,
+                receipt=receipt,
+                announce=customer is None,
             )
     if customer is not None:
         contact_record(
@@ -353,6 +363,7 @@ def receipt_record(
         receipt.save(update_fields=["number"])
     if receipt.email_status == Receipt.EmailStatus.PENDING:
         receipt_email_enqueue(receipt_id=receipt.pk)
+    receipt_created_emit(receipt=receipt)
     return receipt
 
 

@@ -86,6 +86,49 @@ def _enqueue(delivery_ids: list[int]) -> None:
             logger.warning("Could not enqueue webhook delivery %s", delivery_id)
 
 
+def customer_payload(customer: Any) -> dict[str, Any]:
+    return {
+        "id": customer.pk,
+        "email": customer.email,
+        "first_name": customer.first_name,
+        "last_name": customer.last_name,
+        "source": customer.source,
+        "home_store": customer.home_store.code if customer.home_store else None,
+        "created_at": customer.created_at,
+    }
+
+
+def receipt_payload(receipt: Any) -> dict[str, Any]:
+    return {
+        "id": receipt.pk,
+        "number": receipt.number,
+        "store": receipt.store.code,
+        "customer": receipt.customer_id,
+        "loyalty_card": receipt.loyalty_card.number if receipt.loyalty_card else None,
+        "channel": receipt.channel,
+        "purchased_at": receipt.purchased_at,
+        "total": receipt.total,
+        "currency": receipt.currency,
+        "points_earned": receipt.points_earned,
+    }
+
+
+def customer_created_emit(*, customer: Any) -> None:
+    """Queue customer.created for subscribers (reads nothing when there are none)."""
+    webhook_events_emit(
+        event=WebhookEvent.CUSTOMER_CREATED,
+        payloads=(customer_payload(c) for c in [customer]),
+    )
+
+
+def receipt_created_emit(*, receipt: Any) -> None:
+    """Queue receipt.created for subscribers (reads nothing when there are none)."""
+    webhook_events_emit(
+        event=WebhookEvent.RECEIPT_CREATED,
+        payloads=(receipt_payload(r) for r in [receipt]),
+    )
+
+
 def webhook_events_emit(
     *,
     event: str,

@@ -629,3 +629,28 @@ def test_rebuild_stats_command_recomputes_every_customer(store, products):
     stats = CustomerStats.objects.get(customer=customer)
     assert (stats.orders, stats.total_spent) == (1, Decimal("179.85"))
     assert "Rebuilt statistics of 1 customers." in out.getvalue()
+
+
+def test_every_sale_and_new_customer_reaches_webhook_subscribers(store, products):
+    # Not only API calls: desk sales and customers registered anywhere count too.
+    from crm.webhooks.models import WebhookDelivery
+    from crm.webhooks.services import webhook_subscription_create
+
+    webhook_subscription_create(
+        name="Web shop",
+        url="https://shop.example.com/hooks",
+        events=["receipt.created", "customer.created"],
+    )
+
+    customer = customer_create(email="new@example.com", first_name="Nia")
+    receipt = receipt_record(
+        store=store,
+        customer=customer,
+        payment_method="card",
+        lines=[LineInput("SHOE-1", 1)],
+    )
+
+    events = dict(WebhookDelivery.objects.values_list("event", "body"))
+    assert set(events) == {"customer.created", "receipt.created"}
+    assert receipt.number in events["receipt.created"]
+    assert "new@example.com" in events["customer.created"]
