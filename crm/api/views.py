@@ -56,6 +56,11 @@ from .services import (
     api_receipt_void,
 )
 
+# What a POST with an Idempotency-Key may answer besides its own result.
+IDEMPOTENCY_RESPONSES = {
+    409: OpenApiResponse(description="Same key still being processed."),
+    422: OpenApiResponse(description="Idempotency-Key reused, other body."),
+}
 ERROR_RESPONSES = {
     400: OpenApiResponse(description="Invalid input: see `errors`."),
     404: OpenApiResponse(description="Not found, or outside the token's scope."),
@@ -398,8 +403,7 @@ class ReceiptViewSet(
         responses={
             201: serializers.ReceiptCreatedSerializer,
             400: ERROR_RESPONSES[400],
-            409: OpenApiResponse(description="Same key still being processed."),
-            422: OpenApiResponse(description="Idempotency-Key reused, other body."),
+            **IDEMPOTENCY_RESPONSES,
         },
     )
     def create(self, request):
@@ -469,8 +473,7 @@ class ContactViewSet(
         responses={
             201: serializers.ContactSerializer,
             400: ERROR_RESPONSES[400],
-            409: OpenApiResponse(description="Same key still being processed."),
-            422: OpenApiResponse(description="Idempotency-Key reused, other body."),
+            **IDEMPOTENCY_RESPONSES,
         },
     )
     def create(self, request):
