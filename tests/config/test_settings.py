@@ -15,15 +15,7 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     environment = {
         key: value
         for key, value in os.environ.items()
-        # The browser tests allow sync calls in async code for Playwright; a
-        # deployment never does, and check --deploy says so.
-        if key
-        not in (
-            "SECRET_KEY",
-            "DEBUG",
-            "DJANGO_SETTINGS_MODULE",
-            "DJANGO_ALLOW_ASYNC_UNSAFE",
-        )
+        if key not in ("SECRET_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE")
     }
     environment.update(env)
     return subprocess.run(

@@ -1,7 +1,6 @@
 """End to end in headless Chromium: a clerk records a sale at the desk and the
 customer's receipt arrives at a real SMTP server."""
 
-import os
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -26,9 +25,14 @@ from tests.crm.factories import (
     UserFactory,
 )
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls the test
-# makes around it are safe because the browser runs in another process.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+@pytest.fixture(autouse=True)
+def allow_orm_beside_playwright(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the
+    # test makes around it are safe because the browser runs in another process.
+    # Set for these tests only, so it never leaks into the rest of the session.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(django_settings.BASE_DIR) / "docs" / "screenshots"
