@@ -61,7 +61,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             ),
             ("view",),
         ),
-        "segments": {"segment": ("view",), "segmentmembership": ("view",)},
+        "segments": {"segment": ("view",)},
     },
     API_TILLS: {
         "crm": {

@@ -5,6 +5,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .db import SegmentIdsField
+
 
 class Segment(models.Model):
     class Kind(models.TextChoices):
@@ -25,6 +27,17 @@ class Segment(models.Model):
     last_computed_at = models.DateTimeField(
         _("last computed"), null=True, blank=True, editable=False
     )
+    built_at = models.DateTimeField(
+        _("built"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "When a whole-base pass first computed the members. Members found by that "
+            "pass entered at this moment and have no history row of their own; every "
+            "later entry and exit has one."
+        ),
+    )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -41,39 +54,6 @@ class Segment(models.Model):
         from .query import format_rule
 
         return format_rule(self.rules)
-
-
-class SegmentMembership(models.Model):
-    """A customer currently in a segment."""
-
-    segment = models.ForeignKey(
-        Segment, on_delete=models.CASCADE, related_name="memberships"
-    )
-    customer = models.ForeignKey(
-        "crm.Customer", on_delete=models.CASCADE, related_name="segment_memberships"
-    )
-    entered_at = models.DateTimeField(_("entered at"))
-    contact = models.ForeignKey(
-        "crm.Contact",
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        help_text=_("The contact that brought the customer in, if one did."),
-    )
-
-    class Meta:
-        verbose_name = _("segment membership")
-        verbose_name_plural = _("segment memberships")
-        constraints = [
-            models.UniqueConstraint(
-                fields=["segment", "customer"], name="segmentmembership_unique"
-            )
-        ]
-        indexes = [models.Index(fields=["customer"])]
-
-    def __str__(self) -> str:
-        return f"{self.customer_id} in {self.segment_id}"
 
 
 class SegmentEvent(models.Model):
@@ -119,7 +99,10 @@ class SegmentEvent(models.Model):
 
 
 class CustomerSegmentState(models.Model):
-    """What the engine last computed for a customer.
+    """What the engine last computed for a customer, including its memberships.
+
+    `segment_ids` is the customer's current segments: members of a segment are the
+    states whose array includes its id (`segment_ids__includes=pk`, GIN-indexed).
 
     `signature` is the version of the rules it was computed with, then the ids of
     the active segments the customer matched, then "p<id>" of the assigned persona
@@ -138,6 +121,9 @@ class CustomerSegmentState(models.Model):
         related_name="segment_state",
     )
     signature = models.TextField(default="")
+    segment_ids = SegmentIdsField(
+        help_text=_("The active segments the customer is in now, sorted.")
+    )
     next_check_at = models.DateTimeField(null=True, db_index=True)
     evaluated_at = models.DateTimeField(null=True)
 

@@ -3,10 +3,10 @@
 from datetime import date, datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import (
     BooleanField,
     Case,
-    Count,
     DateTimeField,
     Expression,
     F,
@@ -16,12 +16,14 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.functions import Coalesce
 
 from crm.models import Customer, CustomerCategoryStats
 
 from .compiler import context_build, rule_condition
+from .db import ids_elements_sql
 from .fields import FIELDS, Context
-from .models import Segment, SegmentMembership
+from .models import CustomerSegmentState, Segment, SegmentEvent
 from .query import format_rule
 
 # An explanation shows the rules of nested segments down to this depth; deeper
@@ -196,20 +198,70 @@ def segment_explain(
 
 
 def segment_member_list(*, segment: Segment) -> QuerySet[Customer]:
-    """The segment's current members with `entered_at`, the latest entries first."""
+    """The segment's current members, newest customers first, with `entered_at`.
+
+    `entered_at` is the customer's latest entry in the history, or the moment the
+    segment was built for members found by its first whole-base pass.
+    """
+    if not segment.is_active:
+        return Customer.objects.none().annotate(
+            entered_at=Value(None, output_field=DateTimeField())
+        )
     return (
-        Customer.objects.filter(segment_memberships__segment=segment)
-        .annotate(entered_at=F("segment_memberships__entered_at"))
-        .order_by("-entered_at", "-pk")
+        Customer.objects.filter(segment_state__segment_ids__includes=segment.pk)
+        .annotate(
+            entered_at=Coalesce(
+                Subquery(
+                    _latest_entry(segment_id=segment.pk, customer_id=OuterRef("pk"))
+                ),
+                Value(segment.built_at, output_field=DateTimeField()),
+            )
+        )
+        .order_by("-pk")
     )
 
 
 def customer_segment_list(*, customer: Customer) -> QuerySet[Segment]:
     """The segments the customer is in now, with `entered_at`."""
+    state = CustomerSegmentState.objects.filter(customer=customer).first()
     return (
-        Segment.objects.filter(memberships__customer=customer)
-        .annotate(entered_at=F("memberships__entered_at"))
+        Segment.objects.filter(
+            pk__in=state.segment_ids if state else [], is_active=True
+        )
+        .annotate(
+            entered_at=Coalesce(
+                Subquery(
+                    _latest_entry(segment_id=OuterRef("pk"), customer_id=customer.pk)
+                ),
+                F("built_at"),
+            )
+        )
         .order_by("name")
+    )
+
+
+def segment_is_member(*, segment: Segment, customer: Customer) -> bool:
+    return (
+        segment.is_active
+        and CustomerSegmentState.objects.filter(
+            customer=customer, segment_ids__includes=segment.pk
+        ).exists()
+    )
+
+
+def active_segment_slugs() -> dict[int, str]:
+    return dict(Segment.objects.filter(is_active=True).values_list("pk", "slug"))
+
+
+def _latest_entry(*, segment_id, customer_id) -> QuerySet[SegmentEvent]:
+    return (
+        SegmentEvent.objects.filter(
+            segment_id=segment_id,
+            customer_id=customer_id,
+            kind=SegmentEvent.Kind.ENTERED,
+        )
+        .order_by("-occurred_at", "-id")
+        .values("occurred_at")[:1]
     )
 
 
@@ -220,32 +272,37 @@ def segment_overlaps(
 
     The share is shared members over the smaller of the two segments, so both "this
     segment lies inside that one" and "that one lies inside this" are found. One
-    GROUP BY over the memberships of this segment's members does the counting.
+    pass over the arrays of this segment's members counts every other segment.
     """
-    own = SegmentMembership.objects.filter(segment=segment)
-    own_size = own.count()
+    members_sql, params = (
+        CustomerSegmentState.objects.filter(segment_ids__includes=segment.pk)
+        .values("customer_id")
+        .query.sql_with_params()
+    )
+    elements, element_id = ids_elements_sql("s.segment_ids", connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT {element_id}, COUNT(*)
+            FROM {CustomerSegmentState._meta.db_table} s, {elements}
+            WHERE s.customer_id IN ({members_sql})
+            GROUP BY {element_id}
+            """,
+            params,
+        )
+        shared = dict(cursor.fetchall())
+    own_size = shared.pop(segment.pk, 0)
     if not own_size:
         return []
-    other_size = (
-        SegmentMembership.objects.filter(segment_id=OuterRef("segment_id"))
-        .order_by()
-        .values("segment_id")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    rows = (
-        SegmentMembership.objects.filter(
-            customer_id__in=own.values("customer_id"), segment__is_active=True
+    sizes = dict(
+        Segment.objects.filter(pk__in=list(shared), is_active=True).values_list(
+            "pk", "size"
         )
-        .exclude(segment_id=segment.pk)
-        .order_by()
-        .values("segment_id")
-        .annotate(shared=Count("pk"), other_size=Subquery(other_size))
     )
     shares = {
-        row["segment_id"]: row["shared"] / min(own_size, row["other_size"])
-        for row in rows
-        if row["shared"] / min(own_size, row["other_size"]) >= threshold
+        pk: shared[pk] / min(own_size, size)
+        for pk, size in sizes.items()
+        if size and shared[pk] / min(own_size, size) >= threshold
     }
     if not shares:
         return []

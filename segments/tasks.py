@@ -7,6 +7,8 @@ from celery import shared_task
 from django.core.cache import cache
 from django.utils import timezone
 
+from .services.engine import RANGE_SIZE
+
 
 @shared_task(acks_late=True, soft_time_limit=55, time_limit=60, max_retries=5)
 def segments_drain_task() -> int:
@@ -44,6 +46,10 @@ def segments_birthdays_task() -> int:
     return birthdays_refresh()
 
 
+def _run_key(run: str, part: str) -> str:
+    return f"segments:recompute:{run}:{part}"
+
+
 @shared_task(acks_late=True, soft_time_limit=1800, time_limit=1900)
 def segments_recompute_range_task(
     first_id: int, last_id: int, now: str, run: str, ranges: int
@@ -53,31 +59,55 @@ def segments_recompute_range_task(
 
     at = datetime.fromisoformat(now)
     changed = recompute_range(first_id=first_id, last_id=last_id, now=at)
-    key = f"segments:recompute:{run}"
-    cache.add(key, 0, timeout=6 * 3600)
-    if cache.incr(key) >= ranges:
+    for part in ("changed", "ranges"):
+        cache.add(_run_key(run, part), 0, timeout=6 * 3600)
+    cache.incr(_run_key(run, "changed"), changed)
+    done_key = _run_key(run, "ranges")
+    # A redelivered range (acks_late) counts twice at worst, which only makes the
+    # recount run early; the nightly pass recounts again.
+    if cache.incr(done_key) == ranges:
         recompute_finalize(now=at)
+        cache.set(_run_key(run, "finished"), 1, timeout=6 * 3600)
     return changed
 
 
-@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
-def segments_recompute_task(chunk_size: int = 100_000) -> int:
-    """Fan a whole-base recompute out over the workers, one task per id range."""
+def recompute_dispatch(*, chunk_size: int = RANGE_SIZE, now=None) -> tuple[str, int]:
+    """Start a whole-base recompute as a Celery group; returns (run, ranges).
+
+    Any worker on the same Redis and PostgreSQL takes ranges, so adding worker
+    machines spreads the pass. Follow it with `recompute_progress(run)`.
+    """
     from celery import group
 
     from .services.engine import customer_id_ranges, recompute_finalize
 
-    now = timezone.now()
+    now = now or timezone.now()
+    run = uuid.uuid4().hex
     ranges = customer_id_ranges(chunk_size)
     if not ranges:
         recompute_finalize(now=now)
-        return 0
-    run = uuid.uuid4().hex
+        cache.set(_run_key(run, "finished"), 1, timeout=6 * 3600)
+        return run, 0
     group(
         segments_recompute_range_task.s(low, high, now.isoformat(), run, len(ranges))
         for low, high in ranges
     ).apply_async()
-    return len(ranges)
+    return run, len(ranges)
+
+
+def recompute_progress(run: str) -> tuple[int, bool, int]:
+    """Of `run`: ranges done, whether sizes are recounted, customers changed."""
+    return (
+        int(cache.get(_run_key(run, "ranges")) or 0),
+        bool(cache.get(_run_key(run, "finished"))),
+        int(cache.get(_run_key(run, "changed")) or 0),
+    )
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+def segments_recompute_task(chunk_size: int = RANGE_SIZE) -> int:
+    """Fan a whole-base recompute out over the workers, one task per id range."""
+    return recompute_dispatch(chunk_size=chunk_size)[1]
 
 
 @shared_task(acks_late=True, soft_time_limit=600, time_limit=660)

@@ -40,6 +40,31 @@ from .base import (
 )
 
 
+class SegmentFilter(admin.SimpleListFilter):
+    """Members of an active segment; the segment page links here."""
+
+    title = _("segment")
+    parameter_name = "segment"
+
+    def lookups(self, request, model_admin):
+        from segments.models import Segment
+
+        return list(
+            Segment.objects.filter(is_active=True)
+            .order_by("name")
+            .values_list("pk", "name")
+        )
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        try:
+            segment_id = int(self.value())
+        except ValueError:
+            return queryset.none()
+        return queryset.filter(segment_state__segment_ids__includes=segment_id)
+
+
 @admin.register(Tag)
 class TagAdmin(admin.ModelAdmin):
     list_display = ["name", "slug"]
@@ -67,6 +92,7 @@ class CustomerAdmin(
     ]
     list_select_related = ["stats"]
     list_filter = [
+        SegmentFilter,
         "gender",
         "income_band",
         "preferred_channel",

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import django_filters as filters
 from django import forms
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 from django_filters.fields import IsoDateTimeField
 from phonenumber_field.phonenumber import PhoneNumber
@@ -142,17 +142,14 @@ class CustomerFilter(filters.FilterSet):
         return queryset.filter(phone=number.as_e164)
 
     def filter_segment(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        from segments.models import SegmentMembership
+        from segments.models import Segment
 
         if not value:
             return queryset
-        return queryset.filter(
-            Exists(
-                SegmentMembership.objects.filter(
-                    customer_id=OuterRef("pk"), segment__slug=value
-                )
-            )
-        )
+        segment = Segment.objects.filter(slug=value, is_active=True).first()
+        if segment is None:
+            return queryset.none()
+        return queryset.filter(segment_state__segment_ids__includes=segment.pk)
 
 
 class ReceiptFilter(filters.FilterSet):

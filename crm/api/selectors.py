@@ -36,26 +36,18 @@ def customers_served_condition(store_ids) -> Q:
 
 def customer_visible_list(*, user) -> QuerySet[Customer]:
     """The customers the caller may read, with what the customer resource shows."""
-    from segments.models import SegmentMembership
-
     customers = Customer.objects.select_related(
         "stats",
         "stats__favourite_category",
         "home_store",
         "persona_assignment__persona",
+        "segment_state",
     ).prefetch_related(
         "tags",
         Prefetch(
             "consents",
             queryset=Consent.objects.latest_per_channel(),
             to_attr="api_current_consents",
-        ),
-        Prefetch(
-            "segment_memberships",
-            queryset=SegmentMembership.objects.select_related("segment").order_by(
-                "segment__slug"
-            ),
-            to_attr="api_memberships",
         ),
     )
     if sees_all(user):

@@ -198,10 +198,17 @@ class CustomerSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.SlugField()))
     def get_segments(self, customer: Customer) -> list[str]:
-        memberships = getattr(customer, "api_memberships", None)
-        if memberships is None:
-            memberships = customer.segment_memberships.select_related("segment")
-        return sorted(m.segment.slug for m in memberships)
+        from segments.selectors import active_segment_slugs
+
+        try:
+            ids = customer.segment_state.segment_ids
+        except ObjectDoesNotExist:
+            return []
+        # One query for the whole response, lists included: the root's context.
+        slugs = self.context.get("segment_slugs")
+        if slugs is None:
+            slugs = self.context["segment_slugs"] = active_segment_slugs()
+        return sorted(slugs[pk] for pk in ids if pk in slugs)
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_persona(self, customer: Customer) -> str | None:

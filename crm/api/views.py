@@ -317,7 +317,7 @@ class CustomerViewSet(
     def explain(self, request, pk=None):
         from segments.api.serializers import explanation_json
         from segments.models import Segment
-        from segments.selectors import segment_explain
+        from segments.selectors import segment_explain, segment_is_member
 
         customer = self.get_object()
         slug = request.query_params.get("segment", "")
@@ -328,7 +328,7 @@ class CustomerViewSet(
             {
                 "customer": customer.pk,
                 "segment": segment.slug,
-                "member": customer.segment_memberships.filter(segment=segment).exists(),
+                "member": segment_is_member(segment=segment, customer=customer),
                 "explanation": explanation_json(
                     segment_explain(customer=customer, segment=segment)
                 ),

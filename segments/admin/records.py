@@ -1,28 +1,11 @@
-"""Rows only the segment engine writes: memberships, history and RFM thresholds."""
+"""Rows only the segment engine writes: history and RFM thresholds."""
 
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from crm.admin.base import ObjectSelectRelatedMixin, ReadOnlyAdminMixin
 
-from ..models import RfmThresholds, SegmentEvent, SegmentMembership
-
-
-@admin.register(SegmentMembership)
-class SegmentMembershipAdmin(
-    ReadOnlyAdminMixin, ObjectSelectRelatedMixin, admin.ModelAdmin
-):
-    list_display = ["customer", "segment", "entered_at", "contact"]
-    list_select_related = ["customer", "segment", "contact"]
-    list_filter = ["segment"]
-    search_fields = ["=customer__email", "customer__last_name"]
-    search_help_text = _("The customer's exact email address, or part of the name.")
-    show_full_result_count = False
-    list_per_page = 100
-    # Newest rows first by primary key: no index orders all memberships by time.
-    ordering = ["-id"]
-    object_select_related = ("customer", "segment", "contact")
-    fields = ["segment", "customer", "entered_at", "contact"]
+from ..models import RfmThresholds, SegmentEvent
 
 
 @admin.register(SegmentEvent)

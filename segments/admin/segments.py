@@ -21,6 +21,7 @@ from ..forms import SegmentForm, check_rule
 from ..models import Segment
 from ..selectors import (
     segment_explain,
+    segment_is_member,
     segment_member_list,
     segment_overlaps,
     segment_preview,
@@ -175,8 +176,7 @@ class SegmentAdmin(ServiceFormMixin, NoDeleteMixin, admin.ModelAdmin):
             "members": list(segment_member_list(segment=segment)[:MEMBERS_SHOWN]),
             "members_shown": MEMBERS_SHOWN,
             "members_url": (
-                reverse("admin:segments_segmentmembership_changelist")
-                + f"?segment__id__exact={segment.pk}"
+                reverse("admin:crm_customer_changelist") + f"?segment={segment.pk}"
             ),
             "events": list(
                 segment.events.select_related("customer", "contact").order_by(
@@ -277,7 +277,7 @@ class SegmentAdmin(ServiceFormMixin, NoDeleteMixin, admin.ModelAdmin):
             raise PermissionDenied
         customer = get_object_or_404(Customer, pk=customer_id)
         explanation = segment_explain(customer=customer, segment=segment)
-        is_member = segment.memberships.filter(customer=customer).exists()
+        is_member = segment_is_member(segment=segment, customer=customer)
         context = {
             **self.admin_site.each_context(request),
             "title": gettext("Why %(customer)s is %(verdict)s %(segment)s")

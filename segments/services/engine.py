@@ -49,6 +49,7 @@ from ..compiler import (
     rule_condition,
     rule_time_candidates,
 )
+from ..db import ids_elements_sql, signature_ids_json, signature_ids_sql
 from ..fields import Context
 from ..models import (
     CustomerSegmentState,
@@ -56,7 +57,6 @@ from ..models import (
     EvaluationRow,
     Segment,
     SegmentEvent,
-    SegmentMembership,
     SegmentSizeSnapshot,
 )
 from .batch_sql import batch_query, batch_run
@@ -67,6 +67,9 @@ DRAIN_PENDING_KEY = "segments:drain-pending"
 # Stands in for "no time-based flip ahead", so LEAST never meets a NULL.
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 BATCH_SIZE = 500
+# Customer ids per whole-base range (one transaction, one Celery task): 100,000
+# customers make 5 ranges, so every worker process gets work; a million make 50.
+RANGE_SIZE = 20_000
 
 
 # Evaluation ----------------------------------------------------------------------
@@ -199,66 +202,48 @@ def memberships_refresh(
     )
     # Lock the customers' state rows in key order: a concurrent batch or a
     # whole-base pass over the same customers waits instead of writing a stale diff.
-    list(
+    current = dict(
         CustomerSegmentState.objects.select_for_update()
         .filter(customer_id__in=ids)
         .order_by("customer_id")
-        .values_list("customer_id", flat=True)
+        .values_list("customer_id", "segment_ids")
     )
-    computed = _batch_evaluate(ids, now)
-    current: dict[int, dict[int, int]] = defaultdict(dict)
-    for membership_id, customer_id, segment_id in SegmentMembership.objects.filter(
-        customer_id__in=ids
-    ).values_list("pk", "customer_id", "segment_id"):
-        current[customer_id][segment_id] = membership_id
+    segments = _active_segments()
+    active = {segment.pk for segment in segments}
+    computed = _batch_evaluate(ids, now, segments)
 
     entered: list[tuple[int, int]] = []
-    exited: list[tuple[int, int, int]] = []
+    exited: list[tuple[int, int]] = []
     for customer_id, (sig, _next_check) in computed.items():
         wanted = signature_ids(sig)
-        have = current.get(customer_id, {})
-        entered.extend((customer_id, s) for s in sorted(wanted - have.keys()))
-        exited.extend((customer_id, s, have[s]) for s in sorted(have.keys() - wanted))
+        # An inactive segment's id leaves the arrays without history: its members
+        # left when it was deactivated.
+        have = set(current.get(customer_id) or ())
+        entered.extend((customer_id, s) for s in sorted(wanted - have))
+        exited.extend((customer_id, s) for s in sorted((have - wanted) & active))
 
-    if exited:
-        SegmentMembership.objects.filter(pk__in=[m for _c, _s, m in exited]).delete()
-    SegmentMembership.objects.bulk_create(
-        [
-            SegmentMembership(
-                segment_id=s, customer_id=c, entered_at=now, contact_id=contacts.get(c)
-            )
-            for c, s in entered
-        ]
-    )
     events = SegmentEvent.objects.bulk_create(
         [
             SegmentEvent(
                 segment_id=s,
                 customer_id=c,
-                kind=SegmentEvent.Kind.ENTERED,
+                kind=kind,
                 cause=cause,
                 occurred_at=now,
                 contact_id=contacts.get(c),
             )
-            for c, s in entered
-        ]
-        + [
-            SegmentEvent(
-                segment_id=s,
-                customer_id=c,
-                kind=SegmentEvent.Kind.EXITED,
-                cause=cause,
-                occurred_at=now,
-                contact_id=contacts.get(c),
+            for kind, pairs in (
+                (SegmentEvent.Kind.ENTERED, entered),
+                (SegmentEvent.Kind.EXITED, exited),
             )
-            for c, s, _m in exited
+            for c, s in pairs
         ]
     )
     segment_events_emit(events=events)
     deltas: dict[int, int] = defaultdict(int)
     for _c, s in entered:
         deltas[s] += 1
-    for _c, s, _m in exited:
+    for _c, s in exited:
         deltas[s] -= 1
     # Segment rows in key order, so concurrent batches never deadlock.
     for segment_id in sorted(deltas):
@@ -286,9 +271,9 @@ def _states_write(computed: dict[int, tuple], now: datetime) -> None:
                 f"""
                 UPDATE {CustomerSegmentState._meta.db_table} s
                 SET signature = v.signature, next_check_at = v.next_check_at,
-                    evaluated_at = %s
-                FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[])
-                    AS v (customer_id, signature, next_check_at)
+                    segment_ids = v.segment_ids::jsonb, evaluated_at = %s
+                FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::text[])
+                    AS v (customer_id, signature, next_check_at, segment_ids)
                 WHERE s.customer_id = v.customer_id
                 """,
                 [
@@ -296,6 +281,7 @@ def _states_write(computed: dict[int, tuple], now: datetime) -> None:
                     list(computed),
                     [sig for sig, _next in computed.values()],
                     [next_check for _sig, next_check in computed.values()],
+                    [signature_ids_json(sig) for sig, _next in computed.values()],
                 ],
             )
         return
@@ -304,18 +290,20 @@ def _states_write(computed: dict[int, tuple], now: datetime) -> None:
             CustomerSegmentState(
                 customer_id=pk,
                 signature=sig,
+                segment_ids=sorted(signature_ids(sig)),
                 next_check_at=next_check,
                 evaluated_at=now,
             )
             for pk, (sig, next_check) in computed.items()
         ],
-        ["signature", "next_check_at", "evaluated_at"],
+        ["signature", "segment_ids", "next_check_at", "evaluated_at"],
     )
 
 
-def _batch_evaluate(ids: list[int], now: datetime) -> dict[int, tuple]:
+def _batch_evaluate(
+    ids: list[int], now: datetime, segments: Sequence[Segment]
+) -> dict[int, tuple]:
     """Signature and next check of each customer in `ids`, as of `now`."""
-    segments = _active_segments()
     segment_rules = {segment.slug: segment.rules for segment in segments}
     personas = persona_rules_load()
 
@@ -492,7 +480,6 @@ def _tables() -> dict[str, str]:
         "customer": Customer._meta.db_table,
         "state": CustomerSegmentState._meta.db_table,
         "eval": EvaluationRow._meta.db_table,
-        "membership": SegmentMembership._meta.db_table,
         "event": SegmentEvent._meta.db_table,
         "segment": Segment._meta.db_table,
     }
@@ -533,6 +520,9 @@ def recompute_range(*, first_id: int, last_id: int, now: datetime | None = None)
     now = now or timezone.now()
     t = _tables()
     segments = _active_segments()
+    # Entries into and exits from built segments are history; a segment's first
+    # build is not (its members entered at `built_at`).
+    tracked = [segment.pk for segment in segments if segment.built_at is not None]
     ctx = context_build(
         now=now,
         segment_rules={segment.slug: segment.rules for segment in segments},
@@ -545,8 +535,8 @@ def recompute_range(*, first_id: int, last_id: int, now: datetime | None = None)
             cursor.execute("SET LOCAL work_mem = '128MB'")
         cursor.execute(
             f"""
-            INSERT INTO {t["state"]} (customer_id, signature)
-            SELECT c.id, '' FROM {t["customer"]} c
+            INSERT INTO {t["state"]} (customer_id, signature, segment_ids)
+            SELECT c.id, '', '[]' FROM {t["customer"]} c
             WHERE c.id BETWEEN %s AND %s
               AND NOT EXISTS (SELECT 1 FROM {t["state"]} s WHERE s.customer_id = c.id)
             """,
@@ -580,7 +570,7 @@ def recompute_range(*, first_id: int, last_id: int, now: datetime | None = None)
                 ctx=ctx,
                 segments=segments,
             )
-        _apply(cursor, final, now)
+        _apply(cursor, final, now, tracked=tracked)
         EvaluationRow.objects.filter(run__in=[detect, final]).delete()
     return changed
 
@@ -589,56 +579,34 @@ def _run_ids(run: str) -> Subquery:
     return Subquery(EvaluationRow.objects.filter(run=run).values("customer_id"))
 
 
-def _apply(cursor, run: str, now: datetime) -> None:
+def _apply(cursor, run: str, now: datetime, *, tracked: Sequence[int]) -> None:
+    """Write the run's signatures, memberships and the history of `tracked` segments."""
     t = _tables()
     at = connection.ops.adapt_datetimefield_value(now)
     cause = SegmentEvent.Cause.RECOMPUTE
-    leaving = f"""
-        FROM {t["membership"]} m
-        JOIN {t["eval"]} e ON e.customer_id = m.customer_id AND e.run = %s
-        WHERE e.signature NOT LIKE '%%,' || m.segment_id || ',%%'
-    """
-    cursor.execute(
-        f"""
-        INSERT INTO {t["event"]}
-            (segment_id, customer_id, kind, cause, occurred_at, contact_id)
-        SELECT m.segment_id, m.customer_id, 'exited', %s, %s, NULL {leaving}
-        """,
-        [cause, at, run],
-    )
-    cursor.execute(
-        f"DELETE FROM {t['membership']} WHERE id IN (SELECT m.id {leaving})",
-        [run],
-    )
-    cursor.execute(
-        f"""
-        INSERT INTO {t["membership"]} (segment_id, customer_id, entered_at, contact_id)
-        SELECT g.id, e.customer_id, %s, NULL
-        FROM {t["eval"]} e
-        JOIN {t["segment"]} g ON e.signature LIKE '%%,' || g.id || ',%%'
-        WHERE e.run = %s AND NOT EXISTS (
-            SELECT 1 FROM {t["membership"]} m
-            WHERE m.segment_id = g.id AND m.customer_id = e.customer_id
+    if tracked:
+        # The stored signature still holds the memberships before this pass.
+        cursor.execute(
+            f"""
+            INSERT INTO {t["event"]}
+                (segment_id, customer_id, kind, cause, occurred_at, contact_id)
+            SELECT g.id, e.customer_id,
+                CASE WHEN e.signature LIKE '%%,' || g.id || ',%%'
+                    THEN 'entered' ELSE 'exited' END,
+                %s, %s, NULL
+            FROM {t["eval"]} e
+            JOIN {t["state"]} s ON s.customer_id = e.customer_id
+            JOIN {t["segment"]} g ON g.id IN ({", ".join(["%s"] * len(tracked))})
+            WHERE e.run = %s
+              AND (e.signature LIKE '%%,' || g.id || ',%%')
+                <> (s.signature LIKE '%%,' || g.id || ',%%')
+            """,
+            [cause, at, *tracked, run],
         )
-        """,
-        [at, run],
-    )
-    # The entries are the memberships this pass just wrote (stamped with its time),
-    # read back instead of matching every signature against every segment again.
-    cursor.execute(
-        f"""
-        INSERT INTO {t["event"]}
-            (segment_id, customer_id, kind, cause, occurred_at, contact_id)
-        SELECT m.segment_id, m.customer_id, 'entered', %s, %s, NULL
-        FROM {t["membership"]} m
-        JOIN {t["eval"]} e ON e.customer_id = m.customer_id AND e.run = %s
-        WHERE m.entered_at = %s
-        """,
-        [cause, at, run, at],
-    )
     cursor.execute(
         f"""
         UPDATE {t["state"]} SET signature = e.signature,
+            segment_ids = {signature_ids_sql("e.signature", connection.vendor)},
             next_check_at = e.next_check_at, evaluated_at = %s
         FROM {t["eval"]} e
         WHERE e.run = %s AND {t["state"]}.customer_id = e.customer_id
@@ -665,24 +633,38 @@ def customer_id_ranges(chunk_size: int) -> list[tuple[int, int]]:
 
 
 def recompute_finalize(*, now: datetime | None = None) -> None:
-    """Recount segment sizes and take today's size snapshot."""
+    """Recount segment sizes, mark new segments built, take today's size snapshot.
+
+    `now` is the pass's clock: segments created after it started wait for their own.
+    """
     now = now or timezone.now()
     t = _tables()
+    elements, element_id = ids_elements_sql("s.segment_ids", connection.vendor)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"""
-            UPDATE {t["segment"]} SET size = (
-                SELECT COUNT(*) FROM {t["membership"]} m
-                WHERE m.segment_id = {t["segment"]}.id
-            )
+            SELECT {element_id}, COUNT(*) FROM {t["state"]} s, {elements}
+            GROUP BY {element_id}
             """
         )
-        Segment.objects.filter(is_active=True).update(last_computed_at=now)
+        counted = dict(cursor.fetchall())
+        segments = list(Segment.objects.select_for_update().order_by("pk"))
+        for segment in segments:
+            segment.size = counted.get(segment.pk, 0) if segment.is_active else 0
+            if segment.is_active:
+                segment.last_computed_at = now
+                if segment.built_at is None and segment.created_at <= now:
+                    segment.built_at = now
+        Segment.objects.bulk_update(
+            segments, ["size", "last_computed_at", "built_at"], batch_size=500
+        )
         today = timezone.localdate(now)
         SegmentSizeSnapshot.objects.bulk_create(
             [
-                SegmentSizeSnapshot(segment_id=pk, date=today, size=size)
-                for pk, size in Segment.objects.values_list("pk", "size")
+                SegmentSizeSnapshot(
+                    segment_id=segment.pk, date=today, size=segment.size
+                )
+                for segment in segments
             ],
             update_conflicts=True,
             unique_fields=["segment", "date"],
@@ -694,7 +676,7 @@ def recompute_finalize(*, now: datetime | None = None) -> None:
 def recompute_all(
     *,
     now: datetime | None = None,
-    chunk_size: int = 100_000,
+    chunk_size: int = RANGE_SIZE,
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Recompute every customer in this process, range by range; returns changes."""

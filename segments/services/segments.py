@@ -1,7 +1,6 @@
 from typing import Any
 
-from django.db import connection, transaction
-from django.utils import timezone
+from django.db import transaction
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
@@ -9,7 +8,7 @@ from crm.errors import field_error
 
 from ..compiler import rule_check
 from ..fields import RuleError
-from ..models import Segment, SegmentEvent, SegmentMembership
+from ..models import Segment
 from ..query import QuerySyntaxError, parse
 
 
@@ -103,19 +102,14 @@ def segment_update(
 
 
 def _members_clear(segment: Segment) -> None:
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO {SegmentEvent._meta.db_table}
-                (segment_id, customer_id, kind, cause, occurred_at, contact_id)
-            SELECT segment_id, customer_id, %s, %s, %s, NULL
-            FROM {SegmentMembership._meta.db_table} WHERE segment_id = %s
-            """,
-            [SegmentEvent.Kind.EXITED, SegmentEvent.Cause.RECOMPUTE, now, segment.pk],
-        )
-    SegmentMembership.objects.filter(segment=segment).delete()
-    Segment.objects.filter(pk=segment.pk).update(size=0)
+    """A deactivated segment has no members, at once and for every reader.
+
+    Reads skip inactive segments, and the recompute this starts drops the id from
+    the customers' arrays. Leaving is the segment's change, not the customers', so
+    no history row is written per member; reactivating builds the segment anew.
+    """
+    Segment.objects.filter(pk=segment.pk).update(size=0, built_at=None)
+    segment.size, segment.built_at = 0, None
 
 
 @transaction.atomic

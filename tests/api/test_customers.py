@@ -5,7 +5,7 @@ from django.utils import timezone
 from crm.models import Channel, Consent, Customer
 from crm.services import consent_record, contact_record
 from tests.crm.factories import CustomerFactory
-from tests.segments.factories import SegmentFactory, SegmentMembershipFactory
+from tests.segments.factories import SegmentFactory, membership_create
 
 from .conftest import errors_of
 
@@ -14,7 +14,7 @@ URL = "/api/v1/customers/"
 
 def test_detail_has_stats_segments_persona_and_current_consents(reader, customer):
     segment = SegmentFactory(slug="repeat-buyers")
-    SegmentMembershipFactory(segment=segment, customer=customer)
+    membership_create(segment=segment, customer=customer)
     consent_record(
         customer=customer,
         channel=Channel.EMAIL,
@@ -44,7 +44,7 @@ def test_detail_has_stats_segments_persona_and_current_consents(reader, customer
 def test_list_query_count_is_pinned(reader, django_assert_max_num_queries):
     for _ in range(20):
         customer = CustomerFactory()
-        SegmentMembershipFactory(customer=customer)
+        membership_create(customer=customer)
         consent_record(
             customer=customer, channel="email", granted=True, source="api", wording="y"
         )
@@ -61,7 +61,7 @@ def test_filters_email_phone_city_segment_and_created_after(reader):
         created_at=timezone.now() - timedelta(days=30)
     )
     new = CustomerFactory(city="Amsterdam", phone="+31612345678")
-    SegmentMembershipFactory(customer=new, segment=SegmentFactory(slug="vip"))
+    membership_create(customer=new, segment=SegmentFactory(slug="vip"))
 
     def ids(**params):
         return [row["id"] for row in reader.get(URL, params).json()["results"]]

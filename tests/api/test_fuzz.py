@@ -12,7 +12,7 @@ from config.wsgi import application
 from crm.roles import API_ADMINS, API_TILLS
 from crm.services import contact_record
 from tests.crm.factories import CustomerFactory, LoyaltyCardFactory
-from tests.segments.factories import SegmentFactory, SegmentMembershipFactory
+from tests.segments.factories import SegmentFactory, membership_create
 
 from .conftest import role_user, token_client
 
@@ -35,7 +35,7 @@ def token(request, db, store, products):
     """A token of an admin or a till, and a little of everything to find."""
     customer = CustomerFactory(home_store=store)
     LoyaltyCardFactory(customer=customer)
-    SegmentMembershipFactory(customer=customer, segment=SegmentFactory(slug="vip"))
+    membership_create(customer=customer, segment=SegmentFactory(slug="vip"))
     contact_record(customer=customer, kind="web_visit", channel="online", store=store)
     staff_store = store if request.param == API_TILLS else None
     client = token_client(role_user("fuzzer", request.param, store=staff_store))

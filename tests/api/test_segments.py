@@ -3,7 +3,7 @@ from tests.crm.factories import CustomerFactory
 from tests.segments.factories import (
     SegmentEventFactory,
     SegmentFactory,
-    SegmentMembershipFactory,
+    membership_create,
 )
 
 from .conftest import errors_of
@@ -92,7 +92,7 @@ def test_preview_counts_and_samples_without_saving(reader):
 def test_members_page_through_with_entered_at(reader, django_assert_max_num_queries):
     segment = SegmentFactory(slug="vip")
     for _ in range(5):
-        SegmentMembershipFactory(segment=segment)
+        membership_create(segment=segment)
 
     seen, url = [], f"{URL}vip/members/?page_size=2"
     while url:

@@ -210,8 +210,9 @@ def get_counted(client, url, assert_max_num_queries, bound):
         return client.get(url)
 
 
-# Session and user, then: the home store filter, the count, the page of customers.
-CUSTOMER_CHANGELIST_QUERIES = 5
+# Session and user, then: the segment and home store filters, the count, the page of
+# customers.
+CUSTOMER_CHANGELIST_QUERIES = 6
 # ... the store filter, the count, the page, two for the date hierarchy.
 RECEIPT_CHANGELIST_QUERIES = 7
 # ... the customer with its statistics, tags (the form's value and the widget's

@@ -10,14 +10,15 @@ from django.utils import timezone
 from crm.models import Receipt
 from crm.services import LineInput, receipt_record
 from segments.admin import customer_segments_html
-from segments.models import Segment, SegmentMembership
+from segments.models import Segment
 from segments.services import recompute_all
 from tests.crm.factories import CustomerFactory
 from tests.segments.factories import (
     SegmentEventFactory,
     SegmentFactory,
-    SegmentMembershipFactory,
     SegmentSizeSnapshotFactory,
+    member_ids,
+    membership_create,
 )
 
 pytestmark = pytest.mark.django_db
@@ -163,8 +164,8 @@ def test_change_page_shows_members_history_chart_and_warnings(
     twin = SegmentFactory(name="Twin", size=2)
     customers = CustomerFactory.create_batch(2)
     for customer in customers:
-        SegmentMembershipFactory(segment=segment, customer=customer)
-        SegmentMembershipFactory(segment=twin, customer=customer)
+        membership_create(segment=segment, customer=customer)
+        membership_create(segment=twin, customer=customer)
         SegmentEventFactory(segment=segment, customer=customer)
     today = timezone.localdate()
     for days, size in ((2, 0), (1, 1), (0, 2)):
@@ -288,8 +289,7 @@ def test_saving_creates_the_segment_through_the_service_and_computes_members(
     assert segment.slug == "repeat-buyers"
     assert segment.rules == {"field": "orders", "op": "gte", "value": 2}
     assert callbacks  # the recompute was enqueued on commit
-    members = SegmentMembership.objects.filter(segment=segment)
-    assert list(members.values_list("customer_id", flat=True)) == [buyers["repeat"].pk]
+    assert member_ids(segment) == {buyers["repeat"].pk}
     segment.refresh_from_db()
     assert segment.size == 1
     assert segment.last_computed_at is not None
@@ -313,7 +313,7 @@ def test_saving_a_json_rule_on_the_change_page_recomputes(
     assert response.status_code == 302
     segment.refresh_from_db()
     assert segment.rules == rules
-    assert SegmentMembership.objects.filter(segment=segment).count() == 2
+    assert len(member_ids(segment)) == 2
 
 
 def test_change_page_prefills_the_query_from_the_rules(staff):
@@ -378,7 +378,7 @@ def test_recompute_action_enqueues_the_whole_base_recompute(
 
     assert len(callbacks) == 1
     assert "Recompute started" in " ".join(messages_of(response))
-    assert SegmentMembership.objects.filter(segment=segment).count() == 2
+    assert len(member_ids(segment)) == 2
 
 
 def test_segments_cannot_be_deleted_in_the_admin(staff):
@@ -451,7 +451,7 @@ def test_explain_view_of_an_unknown_customer_is_404(staff):
 
 def test_customer_segments_html_links_to_explanations(db):
     customer = CustomerFactory()
-    vip = SegmentMembershipFactory(customer=customer, segment__name="VIP").segment
+    vip = membership_create(customer=customer, segment__name="VIP").segment
     other = SegmentFactory(name="Other")
 
     html = customer_segments_html(customer)
@@ -465,12 +465,9 @@ def test_customer_segments_html_links_to_explanations(db):
 # Engine-written rows -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "model_name", ["segmentmembership", "segmentevent", "rfmthresholds"]
-)
+@pytest.mark.parametrize("model_name", ["segmentevent", "rfmthresholds"])
 def test_engine_written_rows_are_read_only(staff, model_name):
     SegmentEventFactory()
-    SegmentMembershipFactory()
 
     changelist = staff.get(reverse(f"admin:segments_{model_name}_changelist"))
     add = staff.get(reverse(f"admin:segments_{model_name}_add"))
@@ -489,3 +486,17 @@ def test_segment_event_changelist_has_pinned_queries(
         response = staff.get(reverse("admin:segments_segmentevent_changelist"))
 
     assert response.status_code == 200
+
+
+def test_members_link_lists_the_segment_members_in_the_customer_changelist(staff):
+    membership = membership_create()
+    outsider = CustomerFactory()
+
+    response = staff.get(
+        reverse("admin:crm_customer_changelist"), {"segment": membership.segment.pk}
+    )
+
+    assert response.status_code == 200
+    shown = {c.pk for c in response.context["cl"].result_list}
+    assert shown == {membership.customer_id}
+    assert outsider.pk not in shown

@@ -17,8 +17,8 @@ from segments.models import (
     DirtyCustomer,
     Segment,
     SegmentEvent,
-    SegmentMembership,
 )
+from segments.selectors import customer_segment_list, segment_member_list
 from segments.services import (
     dirty_drain,
     due_refresh,
@@ -30,6 +30,7 @@ from segments.services import (
 )
 from segments.services.engine import birthdays_refresh
 from tests.crm.factories import CustomerFactory
+from tests.segments.factories import member_ids
 
 pytestmark = pytest.mark.django_db
 
@@ -41,11 +42,7 @@ def only_test_segments(db):
 
 
 def members(segment: Segment) -> set[int]:
-    return set(
-        SegmentMembership.objects.filter(segment=segment).values_list(
-            "customer_id", flat=True
-        )
-    )
+    return member_ids(segment)
 
 
 def buy(store, customer, *, days_ago: float = 0, sku: str = "SHOE-1"):
@@ -151,7 +148,8 @@ def test_history_names_the_contact_that_moved_the_customer(store, products):
 
     event = SegmentEvent.objects.get(segment=repeat)
     assert event.contact.receipt == second
-    assert SegmentMembership.objects.get(segment=repeat).contact.receipt == second
+    (entry,) = segment_member_list(segment=repeat)
+    assert entry.entered_at == event.occurred_at
 
 
 def test_contact_recorded_while_redis_is_down_is_not_forgotten(
@@ -233,16 +231,57 @@ def test_recompute_right_after_another_writes_nothing(store, products):
     assert writes == []
 
 
-def test_deactivated_segment_loses_its_members_with_exit_history(customer):
+def test_deactivated_segment_loses_its_members_and_is_built_anew(customer):
     everyone = segment_create(name="Everyone", query="true")
     recompute_all()
     assert members(everyone) == {customer.pk}
 
     segment_update(segment=everyone, is_active=False)
 
+    # Readers see no members at once; the next pass drops the id from the arrays.
+    assert list(segment_member_list(segment=everyone)) == []
+    assert customer_segment_list(customer=customer).count() == 0
+    everyone.refresh_from_db()
+    assert (everyone.size, everyone.built_at) == (0, None)
+    recompute_all()
     assert members(everyone) == set()
-    assert Segment.objects.get(pk=everyone.pk).size == 0
-    assert SegmentEvent.objects.filter(segment=everyone, kind="exited").count() == 1
+    # Leaving was the segment's change: no history row per member.
+    assert not SegmentEvent.objects.filter(segment=everyone).exists()
+
+    segment_update(segment=everyone, is_active=True)
+    recompute_all()
+    assert members(everyone) == {customer.pk}
+    assert Segment.objects.get(pk=everyone.pk).built_at is not None
+
+
+def test_first_build_sets_built_at_and_later_passes_write_history(store, products):
+    shopper, later = CustomerFactory(), CustomerFactory()
+    buy(store, shopper)
+    buyers = segment_create(name="Buyers", query="orders >= 1")
+    DirtyCustomer.objects.all().delete()
+    built = timezone.now()
+
+    recompute_all(now=built)
+
+    buyers.refresh_from_db()
+    assert buyers.built_at == built
+    assert members(buyers) == {shopper.pk}
+    assert not SegmentEvent.objects.filter(segment=buyers).exists()
+    (member,) = segment_member_list(segment=buyers)
+    assert member.entered_at == built
+
+    buy(store, later)
+    DirtyCustomer.objects.all().delete()
+    recompute_all()
+
+    assert members(buyers) == {shopper.pk, later.pk}
+    event = SegmentEvent.objects.get(segment=buyers)
+    assert (event.customer_id, event.kind, event.cause) == (
+        later.pk,
+        "entered",
+        "recompute",
+    )
+    assert Segment.objects.get(pk=buyers.pk).size == 2
 
 
 def test_nested_segment_follows_the_inner_rule(store, products):
@@ -348,6 +387,7 @@ def test_entering_a_segment_queues_a_signed_webhook_delivery(path, store, produc
     from crm.webhooks.services import webhook_subscription_create
 
     repeat = segment_create(name="Repeat", slug="repeat", query="orders >= 2")
+    recompute_all()  # built, so later passes write history
     webhook_subscription_create(
         name="Ad platform",
         url="https://ads.example.com/hooks",

@@ -28,9 +28,10 @@ from crm.services import (
     receipt_record,
     receipt_void,
 )
-from segments.models import Segment, SegmentMembership
+from segments.models import Segment
 from segments.services import dirty_drain, recompute_all, segment_create
 from tests.crm.factories import CategoryFactory, ProductFactory, StoreFactory
+from tests.segments.factories import memberships
 
 CITIES = ["Utrecht", "Delft", "Amsterdam"]
 CATEGORIES = ["shoes", "bags", "toys"]
@@ -395,13 +396,9 @@ def test_incremental_whole_base_and_oracle_agree(catalogue, plans, rules):
         ]
         customers = [record(plan, i, store, now) for i, plan in enumerate(plans)]
 
-        incremental = set(
-            SegmentMembership.objects.values_list("segment_id", "customer_id")
-        )
+        incremental = memberships()
         changed = recompute_all(now=timezone.now())
-        whole_base = set(
-            SegmentMembership.objects.values_list("segment_id", "customer_id")
-        )
+        whole_base = memberships()
         expected = {
             (segment.pk, customer.pk)
             for segment in segments

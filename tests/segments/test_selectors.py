@@ -6,7 +6,7 @@ from django.utils import timezone
 from crm.models import Customer, Receipt
 from crm.services import LineInput, receipt_record
 from segments.compiler import context_build, rule_check, rule_condition
-from segments.models import Segment, SegmentMembership
+from segments.models import Segment
 from segments.selectors import (
     customer_segment_list,
     segment_explain,
@@ -16,7 +16,7 @@ from segments.selectors import (
 )
 from segments.services import recompute_all, segment_create
 from tests.crm.factories import CustomerFactory
-from tests.segments.factories import SegmentFactory, SegmentMembershipFactory
+from tests.segments.factories import SegmentFactory, member_ids, membership_create
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +62,7 @@ def test_preview_counts_what_the_whole_base_recompute_keeps(shoppers):
 
     assert count == 2
     assert {c.pk for c in sample} == {shoppers["frequent"].pk, shoppers["once"].pk}
-    assert count == SegmentMembership.objects.filter(segment=segment).count()
+    assert count == len(member_ids(segment))
 
 
 def test_preview_sample_is_limited_and_saves_nothing(shoppers):
@@ -229,24 +229,32 @@ def test_explain_nested_segment_shows_the_inner_rule(shoppers):
 # Members -----------------------------------------------------------------------------
 
 
-def test_member_list_has_entry_times_latest_first(db):
-    segment = SegmentFactory()
-    earlier = SegmentMembershipFactory(
+def test_member_list_has_entry_times_newest_customers_first(db):
+    built = timezone.now() - timedelta(days=5)
+    segment = SegmentFactory(built_at=built)
+    entered = membership_create(
         segment=segment, entered_at=timezone.now() - timedelta(days=2)
     )
-    later = SegmentMembershipFactory(segment=segment)
-    SegmentMembershipFactory()  # another segment
+    from_build = membership_create(segment=segment)
+    membership_create()  # another segment
 
     members = list(segment_member_list(segment=segment))
 
-    assert [m.pk for m in members] == [later.customer_id, earlier.customer_id]
-    assert members[1].entered_at == earlier.entered_at
+    assert [m.pk for m in members] == [from_build.customer_id, entered.customer_id]
+    assert members[0].entered_at == built  # found by the first build
+    assert members[1].entered_at == entered.entered_at
+
+
+def test_member_list_of_an_inactive_segment_is_empty(db):
+    membership = membership_create(segment__is_active=False)
+
+    assert list(segment_member_list(segment=membership.segment)) == []
 
 
 def test_customer_segment_list_is_the_customers_current_segments(db):
     customer = CustomerFactory()
-    vip = SegmentMembershipFactory(customer=customer, segment__name="VIP").segment
-    SegmentMembershipFactory(segment__name="Other")
+    vip = membership_create(customer=customer, segment__name="VIP").segment
+    membership_create(segment__name="Other")
 
     assert list(customer_segment_list(customer=customer)) == [vip]
 
@@ -256,7 +264,7 @@ def test_customer_segment_list_is_the_customers_current_segments(db):
 
 def members(segment, customers):
     for customer in customers:
-        SegmentMembershipFactory(segment=segment, customer=customer)
+        membership_create(segment=segment, customer=customer)
 
 
 def test_overlaps_finds_segments_sharing_almost_all_members_either_way(

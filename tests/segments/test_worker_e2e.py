@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from crm.services import LineInput, receipt_record
-from segments.models import SegmentEvent, SegmentMembership
+from segments.models import CustomerSegmentState, SegmentEvent
 from segments.services import segment_create
 from tests.crm.factories import CustomerFactory
 
@@ -101,8 +101,8 @@ def test_receipt_brings_the_customer_into_a_segment_through_a_real_worker(
     )
 
     member = wait_for(
-        lambda: SegmentMembership.objects.filter(
-            segment=segment, customer=customer
+        lambda: CustomerSegmentState.objects.filter(
+            customer=customer, segment_ids__includes=segment.pk
         ).first()
     )
     assert member is not None, "the worker did not add the membership in time"

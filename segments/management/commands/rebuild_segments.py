@@ -1,3 +1,6 @@
+import time
+
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from tqdm import tqdm
@@ -5,6 +8,7 @@ from tqdm import tqdm
 from crm.models import Customer
 from segments.models import Segment
 from segments.services import recompute_all, rfm_thresholds_compute
+from segments.tasks import RANGE_SIZE, recompute_dispatch, recompute_progress
 
 
 class Command(BaseCommand):
@@ -24,11 +28,20 @@ class Command(BaseCommand):
         parser.add_argument(
             "--chunk-size",
             type=int,
-            default=100_000,
-            help="Customer ids per transaction (default 100,000).",
+            default=RANGE_SIZE,
+            help=f"Customer ids per range and transaction (default {RANGE_SIZE:,}).",
+        )
+        parser.add_argument(
+            "--workers",
+            action="store_true",
+            help=(
+                "Hand the ranges to the Celery workers as a group (every worker "
+                "machine on this Redis takes part) and follow their progress, "
+                "instead of running them in this process."
+            ),
         )
 
-    def handle(self, *args, segment, rfm, chunk_size, verbosity, **options):
+    def handle(self, *args, segment, rfm, chunk_size, workers, verbosity, **options):
         if segment and not Segment.objects.filter(slug=segment).exists():
             raise CommandError(f"No segment with slug {segment!r}.")
         started = timezone.now()
@@ -37,13 +50,16 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"RFM thresholds over {thresholds.customers} buying customers."
             )
-        with tqdm(
-            total=Customer.objects.count(),
-            unit="customer",
-            disable=verbosity == 0,
-            file=self.stderr,
-        ) as bar:
-            changed = recompute_all(chunk_size=chunk_size, progress=bar.update)
+        if workers:
+            changed = self._on_workers(chunk_size, quiet=verbosity == 0)
+        else:
+            with tqdm(
+                total=Customer.objects.count(),
+                unit="customer",
+                disable=verbosity == 0,
+                file=self.stderr,
+            ) as bar:
+                changed = recompute_all(chunk_size=chunk_size, progress=bar.update)
         elapsed = (timezone.now() - started).total_seconds()
         sizes = ", ".join(
             f"{slug} {size}"
@@ -56,3 +72,18 @@ class Command(BaseCommand):
                 f"{changed} customers changed segments in {elapsed:.1f} s. {sizes}"
             )
         )
+
+    def _on_workers(self, chunk_size: int, *, quiet: bool) -> int:
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            raise CommandError(
+                "--workers needs Celery workers: set REDIS_URL and start them "
+                "(make run does)."
+            )
+        run, ranges = recompute_dispatch(chunk_size=chunk_size)
+        with tqdm(total=ranges, unit="range", disable=quiet, file=self.stderr) as bar:
+            while True:
+                done, finished, changed = recompute_progress(run)
+                bar.update(min(done, ranges) - bar.n)
+                if finished:
+                    return changed
+                time.sleep(0.2)
