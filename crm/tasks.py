@@ -73,3 +73,26 @@ def receipt_email_send_task(self, receipt_id: int) -> str:
         # not see "sending" for ever.
         receipt_email_fail(receipt_id=receipt_id)
         raise
+
+
+# Customer ids per statistics range: 100,000 customers make two tasks.
+STATS_RANGE_SIZE = 50_000
+
+
+@shared_task(acks_late=True, soft_time_limit=1800, time_limit=1900)
+def stats_rebuild_range_task(first_id: int, last_id: int, run: str, ranges: int) -> int:
+    """Rebuild the statistics of one customer-id range."""
+    from crm import fanout
+    from crm.services.stats import customer_stats_refresh_range
+
+    customer_stats_refresh_range(first_id=first_id, last_id=last_id)
+    if fanout.range_done(run, ranges):
+        fanout.run_finish(run)
+    return last_id - first_id + 1
+
+
+def stats_rebuild_dispatch(*, chunk_size: int = STATS_RANGE_SIZE) -> tuple[str, int]:
+    """Rebuild every customer's statistics as a Celery group; returns (run, ranges)."""
+    from crm import fanout
+
+    return fanout.ranges_dispatch(stats_rebuild_range_task, chunk_size=chunk_size)

@@ -111,7 +111,7 @@ class CustomerSegmentState(models.Model):
     memberships changed by comparing one string per customer instead of diffing
     every segment. `next_check_at` is the earliest moment a time-based condition
     can flip for this customer; the time path re-evaluates customers once it has
-    passed.
+    passed. `evaluated_at` is when an evaluation last changed any of them.
     """
 
     customer = models.OneToOneField(

@@ -1,6 +1,5 @@
 """Thin Celery tasks around the segment engine; ids and times only, never data."""
 
-import uuid
 from datetime import datetime
 
 from celery import shared_task
@@ -46,62 +45,39 @@ def segments_birthdays_task() -> int:
     return birthdays_refresh()
 
 
-def _run_key(run: str, part: str) -> str:
-    return f"segments:recompute:{run}:{part}"
-
-
 @shared_task(acks_late=True, soft_time_limit=1800, time_limit=1900)
 def segments_recompute_range_task(
-    first_id: int, last_id: int, now: str, run: str, ranges: int
+    first_id: int, last_id: int, run: str, ranges: int, now: str
 ) -> int:
     """Recompute one customer-id range; the last range to finish recounts sizes."""
+    from crm import fanout
+
     from .services import recompute_finalize, recompute_range
 
     at = datetime.fromisoformat(now)
     changed = recompute_range(first_id=first_id, last_id=last_id, now=at)
-    for part in ("changed", "ranges"):
-        cache.add(_run_key(run, part), 0, timeout=6 * 3600)
-    cache.incr(_run_key(run, "changed"), changed)
-    done_key = _run_key(run, "ranges")
-    # A redelivered range (acks_late) counts twice at worst, which only makes the
-    # recount run early; the nightly pass recounts again.
-    if cache.incr(done_key) == ranges:
+    if fanout.range_done(run, ranges, changed=changed):
         recompute_finalize(now=at)
-        cache.set(_run_key(run, "finished"), 1, timeout=6 * 3600)
+        fanout.run_finish(run)
     return changed
 
 
 def recompute_dispatch(*, chunk_size: int = RANGE_SIZE, now=None) -> tuple[str, int]:
     """Start a whole-base recompute as a Celery group; returns (run, ranges).
 
-    Any worker on the same Redis and PostgreSQL takes ranges, so adding worker
-    machines spreads the pass. Follow it with `recompute_progress(run)`.
+    Follow it with `crm.fanout.progress(run)` or `crm.fanout.wait(run)`.
     """
-    from celery import group
+    from crm import fanout
 
-    from .services.engine import customer_id_ranges, recompute_finalize
+    from .services.engine import recompute_finalize
 
     now = now or timezone.now()
-    run = uuid.uuid4().hex
-    ranges = customer_id_ranges(chunk_size)
+    run, ranges = fanout.ranges_dispatch(
+        segments_recompute_range_task, chunk_size=chunk_size, args=(now.isoformat(),)
+    )
     if not ranges:
         recompute_finalize(now=now)
-        cache.set(_run_key(run, "finished"), 1, timeout=6 * 3600)
-        return run, 0
-    group(
-        segments_recompute_range_task.s(low, high, now.isoformat(), run, len(ranges))
-        for low, high in ranges
-    ).apply_async()
-    return run, len(ranges)
-
-
-def recompute_progress(run: str) -> tuple[int, bool, int]:
-    """Of `run`: ranges done, whether sizes are recounted, customers changed."""
-    return (
-        int(cache.get(_run_key(run, "ranges")) or 0),
-        bool(cache.get(_run_key(run, "finished"))),
-        int(cache.get(_run_key(run, "changed")) or 0),
-    )
+    return run, ranges
 
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)

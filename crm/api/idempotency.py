@@ -1,7 +1,8 @@
 """`Idempotency-Key` on POSTs that record things: a retry never records twice.
 
-The first request with a key inserts an IdempotencyRecord in the same transaction
-as the work it does, and the record keeps the response. A retry with the same key
+The first request with a key inserts an IdempotencyRecord (one INSERT ... ON
+CONFLICT DO NOTHING) in the same transaction as the work it does, and the record
+keeps the response. A retry with the same key
 and body gets that response back (with `Idempotent-Replayed: true`); the same key
 with another body is refused with 422. A retry that arrives while the first request
 is still running waits on the record's unique index until the first commits, then
@@ -15,7 +16,8 @@ import hashlib
 import json
 from collections.abc import Callable
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions
@@ -79,32 +81,62 @@ def _replay(record: IdempotencyRecord, digest: str) -> Response:
     )
 
 
+def _claim(*, user_id: int, scope: str, key: str, digest: str) -> int | None:
+    """Insert the record of a new key and return its id, or None if the key exists.
+
+    ON CONFLICT waits for a concurrent request holding the same key to finish: if
+    it committed, nothing is inserted; if it rolled back, this one claims the key.
+    """
+    table = IdempotencyRecord._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {table}
+                (user_id, scope, key, request_hash, status_code, response_body,
+                 created_at)
+            VALUES (%s, %s, %s, %s, 0, %s, %s)
+            ON CONFLICT (user_id, scope, key) DO NOTHING
+            RETURNING id
+            """,
+            [
+                user_id,
+                scope,
+                key,
+                digest,
+                "{}",
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+            ],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def idempotent(
     request: Request, *, scope: str, handler: Callable[[], Response]
 ) -> Response:
     """Run `handler` once per (user, scope, Idempotency-Key) and keep its response."""
     key = _key(request)
     if key is None:
-        return handler()
+        # One transaction (a savepoint when nested) around the whole handler, so
+        # the services inside need none of their own.
+        with transaction.atomic():
+            return handler()
     digest = request_hash(request)
-    records = IdempotencyRecord.objects.filter(user=request.user, scope=scope, key=key)
-    existing = records.first()
-    if existing is not None:
-        return _replay(existing, digest)
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                record = IdempotencyRecord.objects.create(
-                    user=request.user, scope=scope, key=key, request_hash=digest
-                )
-        except IntegrityError:
-            # Another request with this key committed while this one waited.
-            return _replay(records.get(), digest)
+        record_id = _claim(user_id=request.user.pk, scope=scope, key=key, digest=digest)
+        if record_id is None:
+            # Used before, or by a request that committed while this one waited.
+            return _replay(
+                IdempotencyRecord.objects.get(user=request.user, scope=scope, key=key),
+                digest,
+            )
         response = handler()
+        records = IdempotencyRecord.objects.filter(pk=record_id)
         if 200 <= response.status_code < 300:
-            record.status_code = response.status_code
-            record.response_body = json.loads(JSONRenderer().render(response.data))
-            record.save(update_fields=["status_code", "response_body"])
+            records.update(
+                status_code=response.status_code,
+                response_body=json.loads(JSONRenderer().render(response.data)),
+            )
         else:
-            record.delete()
+            records.delete()
     return response

@@ -385,6 +385,9 @@ class ReceiptSerializer(serializers.ModelSerializer):
 
 
 class ReceiptCreatedSerializer(ReceiptSerializer):
+    """The receipt as receipt_record returns it, lines included: nothing is re-read."""
+
+    lines = ReceiptLineSerializer(source="recorded_lines", many=True, read_only=True)
     customer_created = serializers.BooleanField(
         read_only=True,
         help_text=_("Whether customer_email registered a new customer."),

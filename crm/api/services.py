@@ -148,7 +148,8 @@ def _receipt_customer(
     return customer, True
 
 
-@transaction.atomic
+# Called by the receipts view inside `idempotent`'s transaction: no savepoint.
+@transaction.atomic(savepoint=False)
 def api_receipt_record(
     *, user: AbstractBaseUser, data: dict[str, Any]
 ) -> tuple[Receipt, bool]:

@@ -414,7 +414,6 @@ class ReceiptViewSet(
             receipt, created = api_receipt_record(
                 user=request.user, data=serializer.validated_data
             )
-            receipt = self.get_queryset().get(pk=receipt.pk)
             receipt.customer_created = created
             return Response(
                 serializers.ReceiptCreatedSerializer(receipt).data,

@@ -6,8 +6,8 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, F, IntegerField, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -138,8 +138,14 @@ def _lines_build(lines: list[LineInput]) -> list[ReceiptLine]:
 
 def _receipt_number_next(store: Store) -> str:
     # The UPDATE takes the store's row lock until commit, so numbers never repeat.
-    Store.objects.filter(pk=store.pk).update(receipt_sequence=F("receipt_sequence") + 1)
-    sequence = Store.objects.values_list("receipt_sequence", flat=True).get(pk=store.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Store._meta.db_table} "  # noqa: S608 - our table name
+            "SET receipt_sequence = receipt_sequence + 1 "
+            "WHERE id = %s RETURNING receipt_sequence",
+            [store.pk],
+        )
+        (sequence,) = cursor.fetchone()
     return f"{store.code.upper()}-{sequence:07d}"
 
 
@@ -304,7 +310,9 @@ def receipt_record(
     if loyalty_card is not None:
         receipt.points_earned = points_for_amount(total - redeemed_value)
     try:
-        with transaction.atomic():
+        # Only a given number or idempotency key can collide; a savepoint lets
+        # the collision be answered instead of failing the caller's transaction.
+        with transaction.atomic(savepoint=bool(number or idempotency_key)):
             receipt.save()
     except IntegrityError:
         if idempotency_key:
@@ -356,11 +364,14 @@ def receipt_record(
             occurred_at=purchased_at,
             store=store,
             receipt=receipt,
+            last_contact_move=False,  # the refresh below recomputes it
         )
         customer_stats_refresh(customer_ids=[customer.pk])
     if not number:
         receipt.number = _receipt_number_next(store)
         receipt.save(update_fields=["number"])
+    # The lines with their products, so callers answer without reading them back.
+    receipt.recorded_lines = built
     if receipt.email_status == Receipt.EmailStatus.PENDING:
         receipt_email_enqueue(receipt_id=receipt.pk)
     receipt_created_emit(receipt=receipt)
@@ -371,11 +382,26 @@ def _stock_move(lines: list[ReceiptLine], *, sign: int) -> None:
     quantities: dict[int, int] = {}
     for line in lines:
         quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
-    # Primary-key order, so two tills selling the same products never deadlock.
-    for product_id in sorted(quantities):
-        Product.objects.filter(pk=product_id).update(
-            stock_level=F("stock_level") + sign * quantities[product_id]
+    if not quantities:
+        return
+    # One statement for every product. The subquery locks the rows in key order
+    # first, so two tills selling the same products never deadlock.
+    locked = (
+        Product.objects.filter(pk__in=quantities)
+        .order_by("pk")
+        .select_for_update()
+        .values("pk")
+    )
+    Product.objects.filter(pk__in=locked).update(
+        stock_level=F("stock_level")
+        + Case(
+            *(
+                When(pk=product_id, then=Value(sign * quantity))
+                for product_id, quantity in quantities.items()
+            ),
+            output_field=IntegerField(),
         )
+    )
 
 
 @transaction.atomic

@@ -131,7 +131,7 @@ def _refresh(where: str, params: Sequence) -> None:
         )
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def customer_stats_refresh(*, customer_ids: Iterable[int]) -> None:
     """Recompute the statistics of the given customers from their receipts."""
     ids = sorted(set(customer_ids))

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from crm.models import Customer, LoyaltyCard, Receipt
+from crm.models import Customer, LoyaltyCard, Product, Receipt
 from tests.crm.factories import CustomerFactory, LoyaltyCardFactory
 
 from .conftest import errors_of
@@ -173,6 +173,40 @@ def test_receipt_list_is_scoped_filtered_and_pinned(
 
     everything = reader.get(URL, {"store": "utr"})
     assert [r["store"] for r in everything.json()["results"]] == ["utr"]
+
+
+# Token and groups; the idempotency claim; store and the till's stores, customer,
+# products; the sale's savepoint pair, receipt, lines, stock, contact, dirty mark,
+# three for statistics, number and its receipt update, webhook subscriptions; the
+# kept response. In production the request's transaction adds BEGIN and COMMIT;
+# here it is the test transaction's savepoint pair.
+SALE_QUERIES = 21
+
+
+def test_a_sale_takes_the_same_statements_however_many_products(
+    till, products, store, django_assert_num_queries
+):
+    customer = CustomerFactory(home_store=store)
+    lines = [
+        {"sku": "SHOE-1", "quantity": 1},
+        {"sku": "SHOE-2", "quantity": 2},
+        {"sku": "BAG-1", "quantity": 1},
+    ]
+    for count, key in ((1, "one"), (3, "three")):
+        with django_assert_num_queries(SALE_QUERIES + 2):
+            response = till.post(
+                URL,
+                sale(customer=customer.pk, lines=lines[:count]),
+                format="json",
+                HTTP_IDEMPOTENCY_KEY=key,
+            )
+        assert response.status_code == 201, response.json()
+        assert len(response.json()["lines"]) == count
+    assert [p.stock_level for p in Product.objects.order_by("sku")] == [
+        products["BAG-1"].stock_level - 1,
+        products["SHOE-1"].stock_level - 2,
+        products["SHOE-2"].stock_level - 2,
+    ]
 
 
 def test_other_till_cannot_read_a_receipt(till, other_till, products):

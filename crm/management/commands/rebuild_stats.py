@@ -1,8 +1,11 @@
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from crm import fanout
 from crm.models import Customer
 from crm.services import customer_stats_rebuild
+from crm.tasks import STATS_RANGE_SIZE, stats_rebuild_dispatch
 
 
 class Command(BaseCommand):
@@ -12,16 +15,53 @@ class Command(BaseCommand):
         parser.add_argument(
             "--chunk-size",
             type=int,
-            default=50_000,
-            help="Customer ids per transaction (default 50,000).",
+            default=None,
+            help=(
+                "Customer ids per transaction (default 50,000 in this process, "
+                f"{STATS_RANGE_SIZE:,} per task with --workers)."
+            ),
+        )
+        parser.add_argument(
+            "--workers",
+            action="store_true",
+            help=(
+                "Hand the ranges to the Celery workers as a group (every worker "
+                "machine on this Redis takes part) and follow their progress."
+            ),
         )
 
-    def handle(self, *args, chunk_size: int, verbosity: int, **options):
-        total = Customer.objects.count()
-        with tqdm(
-            total=total, unit="customer", disable=verbosity == 0, file=self.stderr
-        ) as bar:
-            done = customer_stats_rebuild(chunk_size=chunk_size, progress=bar.update)
+    def handle(self, *args, chunk_size, workers, verbosity: int, **options):
+        quiet = verbosity == 0
+        if workers:
+            if settings.CELERY_TASK_ALWAYS_EAGER:
+                raise CommandError(
+                    "--workers needs Celery workers: set REDIS_URL and start them "
+                    "(make run does)."
+                )
+            run, ranges = stats_rebuild_dispatch(
+                chunk_size=chunk_size or STATS_RANGE_SIZE
+            )
+            with tqdm(
+                total=ranges, unit="range", disable=quiet, file=self.stderr
+            ) as bar:
+                fanout.wait(
+                    run,
+                    poll=0.2,
+                    on_progress=lambda state: bar.update(
+                        min(state.ranges_done, ranges) - bar.n
+                    ),
+                )
+            done = Customer.objects.count()
+        else:
+            with tqdm(
+                total=Customer.objects.count(),
+                unit="customer",
+                disable=quiet,
+                file=self.stderr,
+            ) as bar:
+                done = customer_stats_rebuild(
+                    chunk_size=chunk_size or 50_000, progress=bar.update
+                )
         self.stdout.write(
             self.style.SUCCESS(f"Rebuilt statistics of {done} customers.")
         )

@@ -1,14 +1,13 @@
-import time
-
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from tqdm import tqdm
 
+from crm import fanout
 from crm.models import Customer
 from segments.models import Segment
 from segments.services import recompute_all, rfm_thresholds_compute
-from segments.tasks import RANGE_SIZE, recompute_dispatch, recompute_progress
+from segments.tasks import RANGE_SIZE, recompute_dispatch
 
 
 class Command(BaseCommand):
@@ -81,9 +80,11 @@ class Command(BaseCommand):
             )
         run, ranges = recompute_dispatch(chunk_size=chunk_size)
         with tqdm(total=ranges, unit="range", disable=quiet, file=self.stderr) as bar:
-            while True:
-                done, finished, changed = recompute_progress(run)
-                bar.update(min(done, ranges) - bar.n)
-                if finished:
-                    return changed
-                time.sleep(0.2)
+            done = fanout.wait(
+                run,
+                poll=0.2,
+                on_progress=lambda state: bar.update(
+                    min(state.ranges_done, ranges) - bar.n
+                ),
+            )
+        return done.changed

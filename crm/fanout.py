@@ -1,0 +1,105 @@
+"""Whole-base work split into customer-id ranges, run as a Celery group.
+
+Any worker on the same Redis and PostgreSQL takes ranges, so a shop that outgrows
+one machine adds worker machines and every whole-base pass spreads over them. Each
+range task reports to `range_done`; the last one to finish learns it is last (to
+recount or summarise) and marks the run finished. Callers that wait (management
+commands, the benchmarks) follow `progress(run)`.
+"""
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from celery import group
+from django.core.cache import cache
+
+from crm.models import Customer
+
+# Runs are followed for six hours at most: far beyond any pass.
+TTL = 6 * 3600
+
+
+@dataclass(frozen=True)
+class Progress:
+    ranges_done: int
+    changed: int
+    finished: bool
+
+
+def customer_id_ranges(chunk_size: int) -> list[tuple[int, int]]:
+    bounds = Customer.objects.order_by("pk").values_list("pk", flat=True)
+    first, last = bounds.first(), bounds.last()
+    if first is None:
+        return []
+    return [
+        (low, min(low + chunk_size - 1, last))
+        for low in range(first, last + 1, chunk_size)
+    ]
+
+
+def _key(run: str, part: str) -> str:
+    return f"fanout:{run}:{part}"
+
+
+def ranges_dispatch(task, *, chunk_size: int, args: tuple = ()) -> tuple[str, int]:
+    """Start `task(first_id, last_id, run, ranges, *args)` for every id range.
+
+    Returns (run, number of ranges); with no customers the run is finished at once.
+    """
+    run = uuid.uuid4().hex
+    ranges = customer_id_ranges(chunk_size)
+    for part in ("ranges", "changed"):
+        cache.set(_key(run, part), 0, timeout=TTL)
+    if not ranges:
+        run_finish(run)
+        return run, 0
+    group(
+        task.s(low, high, run, len(ranges), *args) for low, high in ranges
+    ).apply_async()
+    return run, len(ranges)
+
+
+def range_done(run: str, ranges: int, *, changed: int = 0) -> bool:
+    """Count a finished range; True for exactly the one that completes the run.
+
+    A range redelivered after a worker died (acks_late) may count twice, which
+    only makes the last step run early; the next pass corrects it.
+    """
+    cache.add(_key(run, "changed"), 0, timeout=TTL)
+    cache.incr(_key(run, "changed"), changed)
+    cache.add(_key(run, "ranges"), 0, timeout=TTL)
+    return cache.incr(_key(run, "ranges")) == ranges
+
+
+def run_finish(run: str) -> None:
+    cache.set(_key(run, "finished"), 1, timeout=TTL)
+
+
+def progress(run: str) -> Progress:
+    return Progress(
+        ranges_done=int(cache.get(_key(run, "ranges")) or 0),
+        changed=int(cache.get(_key(run, "changed")) or 0),
+        finished=bool(cache.get(_key(run, "finished"))),
+    )
+
+
+def wait(
+    run: str,
+    *,
+    timeout: float = 3600.0,
+    poll: float = 0.05,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Progress:
+    """Block until `run` is finished; TimeoutError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = progress(run)
+        if on_progress is not None:
+            on_progress(state)
+        if state.finished:
+            return state
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Run {run} did not finish within {timeout:.0f} s.")
+        time.sleep(poll)
