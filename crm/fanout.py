@@ -28,11 +28,21 @@ class Progress:
     finished: bool
 
 
-def customer_id_ranges(chunk_size: int) -> list[tuple[int, int]]:
+# Without an explicit size the base is cut into about RANGES ranges of at least
+# MIN_RANGE ids: every range pays a fixed cost that grows with the base (compiling
+# the rules, whole-table subqueries such as "holds a card"), so a fixed small size
+# would make the total overhead grow with the square of the base.
+RANGES = 8
+MIN_RANGE = 50_000
+
+
+def customer_id_ranges(chunk_size: int | None = None) -> list[tuple[int, int]]:
     bounds = Customer.objects.order_by("pk").values_list("pk", flat=True)
     first, last = bounds.first(), bounds.last()
     if first is None:
         return []
+    if chunk_size is None:
+        chunk_size = max(MIN_RANGE, -(-(last - first + 1) // RANGES))
     return [
         (low, min(low + chunk_size - 1, last))
         for low in range(first, last + 1, chunk_size)
@@ -43,7 +53,9 @@ def _key(run: str, part: str) -> str:
     return f"fanout:{run}:{part}"
 
 
-def ranges_dispatch(task, *, chunk_size: int, args: tuple = ()) -> tuple[str, int]:
+def ranges_dispatch(
+    task, *, chunk_size: int | None = None, args: tuple = ()
+) -> tuple[str, int]:
     """Start `task(first_id, last_id, run, ranges, *args)` for every id range.
 
     Returns (run, number of ranges); with no customers the run is finished at once.

@@ -75,10 +75,6 @@ def receipt_email_send_task(self, receipt_id: int) -> str:
         raise
 
 
-# Customer ids per statistics range: 100,000 customers make two tasks.
-STATS_RANGE_SIZE = 50_000
-
-
 @shared_task(acks_late=True, soft_time_limit=1800, time_limit=1900)
 def stats_rebuild_range_task(first_id: int, last_id: int, run: str, ranges: int) -> int:
     """Rebuild the statistics of one customer-id range."""
@@ -91,7 +87,7 @@ def stats_rebuild_range_task(first_id: int, last_id: int, run: str, ranges: int)
     return last_id - first_id + 1
 
 
-def stats_rebuild_dispatch(*, chunk_size: int = STATS_RANGE_SIZE) -> tuple[str, int]:
+def stats_rebuild_dispatch(*, chunk_size: int | None = None) -> tuple[str, int]:
     """Rebuild every customer's statistics as a Celery group; returns (run, ranges)."""
     from crm import fanout
 

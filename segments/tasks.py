@@ -6,8 +6,6 @@ from celery import shared_task
 from django.core.cache import cache
 from django.utils import timezone
 
-from .services.engine import RANGE_SIZE
-
 
 @shared_task(acks_late=True, soft_time_limit=55, time_limit=60, max_retries=5)
 def segments_drain_task() -> int:
@@ -62,7 +60,7 @@ def segments_recompute_range_task(
     return changed
 
 
-def recompute_dispatch(*, chunk_size: int = RANGE_SIZE, now=None) -> tuple[str, int]:
+def recompute_dispatch(*, chunk_size: int | None = None, now=None) -> tuple[str, int]:
     """Start a whole-base recompute as a Celery group; returns (run, ranges).
 
     Follow it with `crm.fanout.progress(run)` or `crm.fanout.wait(run)`.
@@ -81,7 +79,7 @@ def recompute_dispatch(*, chunk_size: int = RANGE_SIZE, now=None) -> tuple[str, 
 
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
-def segments_recompute_task(chunk_size: int = RANGE_SIZE) -> int:
+def segments_recompute_task(chunk_size: int | None = None) -> int:
     """Fan a whole-base recompute out over the workers, one task per id range."""
     return recompute_dispatch(chunk_size=chunk_size)[1]
 

@@ -68,11 +68,6 @@ DRAIN_PENDING_KEY = "segments:drain-pending"
 # Stands in for "no time-based flip ahead", so LEAST never meets a NULL.
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 BATCH_SIZE = 500
-# Customer ids per whole-base range (one transaction, one Celery task). Each range
-# pays a fixed cost (compiling the rules, whole-base subqueries such as "holds a
-# card") of about a second, so ranges are large: 100,000 customers make two, for
-# two worker processes; a million make twenty.
-RANGE_SIZE = 50_000
 
 
 # Evaluation ----------------------------------------------------------------------
@@ -674,7 +669,7 @@ def recompute_finalize(*, now: datetime | None = None) -> None:
 def recompute_all(
     *,
     now: datetime | None = None,
-    chunk_size: int = RANGE_SIZE,
+    chunk_size: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Recompute every customer in this process, range by range; returns changes."""

@@ -5,7 +5,7 @@ from tqdm import tqdm
 from crm import fanout
 from crm.models import Customer
 from crm.services import customer_stats_rebuild
-from crm.tasks import STATS_RANGE_SIZE, stats_rebuild_dispatch
+from crm.tasks import stats_rebuild_dispatch
 
 
 class Command(BaseCommand):
@@ -17,8 +17,9 @@ class Command(BaseCommand):
             type=int,
             default=None,
             help=(
-                "Customer ids per transaction (default 50,000 in this process, "
-                f"{STATS_RANGE_SIZE:,} per task with --workers)."
+                "Customer ids per transaction (default 50,000 in this process; with "
+                f"--workers the base in {fanout.RANGES} ranges of at least "
+                f"{fanout.MIN_RANGE:,} ids)."
             ),
         )
         parser.add_argument(
@@ -38,9 +39,7 @@ class Command(BaseCommand):
                     "--workers needs Celery workers: set REDIS_URL and start them "
                     "(make run does)."
                 )
-            run, ranges = stats_rebuild_dispatch(
-                chunk_size=chunk_size or STATS_RANGE_SIZE
-            )
+            run, ranges = stats_rebuild_dispatch(chunk_size=chunk_size)
             with tqdm(
                 total=ranges, unit="range", disable=quiet, file=self.stderr
             ) as bar:

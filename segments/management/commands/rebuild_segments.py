@@ -7,7 +7,7 @@ from crm import fanout
 from crm.models import Customer
 from segments.models import Segment
 from segments.services import recompute_all, rfm_thresholds_compute
-from segments.tasks import RANGE_SIZE, recompute_dispatch
+from segments.tasks import recompute_dispatch
 
 
 class Command(BaseCommand):
@@ -27,8 +27,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--chunk-size",
             type=int,
-            default=RANGE_SIZE,
-            help=f"Customer ids per range and transaction (default {RANGE_SIZE:,}).",
+            default=None,
+            help=(
+                "Customer ids per range and transaction (default: the base in "
+                f"{fanout.RANGES} ranges of at least {fanout.MIN_RANGE:,} ids)."
+            ),
         )
         parser.add_argument(
             "--workers",
