@@ -11,6 +11,18 @@ from tests.crm.factories import (
 
 
 @pytest.fixture
+def eager_celery(settings):
+    """Run Celery tasks in-process (the tests run with REDIS_URL set, so not eager)."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
 def store(db):
     return StoreFactory(code="ams", name="Loyalist Amsterdam", city="Amsterdam")
 

@@ -13,18 +13,6 @@ def only_test_segments(db):
     Segment.objects.update(is_active=False)
 
 
-@pytest.fixture
-def eager_celery(settings):
-    """Run Celery tasks in-process (the tests run with REDIS_URL set, so not eager)."""
-    from config.celery import app
-
-    previous = app.conf.task_always_eager
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
-
-
 def buy(store, customer, *, sku="SHOE-1", quantity=1, days_ago=0, channel="store"):
     return receipt_record(
         store=store,

@@ -82,18 +82,6 @@ def buyers(store, products):
     return {"repeat": repeat, "once": once}
 
 
-@pytest.fixture
-def eager_celery(settings):
-    """Run Celery tasks in-process (the tests run with REDIS_URL set, so not eager)."""
-    from config.celery import app
-
-    previous = app.conf.task_always_eager
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
-
-
 # Migration ---------------------------------------------------------------------------
 
 

@@ -111,3 +111,36 @@ def test_receipt_brings_the_customer_into_a_segment_through_a_real_worker(
     assert entered.kind == "entered"
     assert entered.contact.receipt_id == second.pk
     assert wait_for(lambda: segment.__class__.objects.get(pk=segment.pk).size == 1)
+
+
+def test_whole_base_recompute_runs_as_a_group_on_the_worker(worker, store, products):
+    from crm import fanout
+    from segments.tasks import recompute_dispatch
+
+    buyers = [CustomerFactory() for _ in range(3)]
+    for customer in buyers:
+        receipt_record(
+            store=store,
+            customer=customer,
+            payment_method="card",
+            lines=[LineInput("SHOE-1", 1)],
+        )
+    browser = CustomerFactory()
+    segment = segment_create(name="Buyers", query="orders >= 1")
+
+    run, ranges = recompute_dispatch(chunk_size=2)
+
+    assert ranges == 2
+    state = fanout.wait(run, timeout=30)
+    assert state.finished
+    assert state.ranges_done == ranges
+    members = set(
+        CustomerSegmentState.objects.filter(
+            segment_ids__includes=segment.pk
+        ).values_list("customer_id", flat=True)
+    )
+    assert members == {c.pk for c in buyers}
+    assert browser.pk not in members
+    segment.refresh_from_db()
+    assert segment.size == 3
+    assert segment.built_at is not None

@@ -1,0 +1,78 @@
+"""Whole-base work in customer-id ranges, run as a Celery group."""
+
+import itertools
+
+import pytest
+
+from crm import fanout
+from crm.models import CustomerCategoryStats, CustomerStats
+from crm.services import LineInput, customer_stats_rebuild, receipt_record
+from crm.tasks import stats_rebuild_dispatch
+from tests.crm.factories import CustomerFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_ranges_cover_every_customer_id_once():
+    customers = CustomerFactory.create_batch(7)
+    first, last = customers[0].pk, customers[-1].pk
+
+    ranges = fanout.customer_id_ranges(3)
+
+    assert ranges[0][0] == first
+    assert ranges[-1][1] == last
+    assert all(high - low + 1 <= 3 for low, high in ranges)
+    assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(ranges))
+
+
+def test_default_ranges_are_few_and_large(settings):
+    CustomerFactory.create_batch(3)
+
+    # A small base is one range: each range has a fixed cost.
+    assert len(fanout.customer_id_ranges()) == 1
+
+
+def test_no_customers_means_no_ranges_and_a_finished_run(eager_celery):
+    run, ranges = stats_rebuild_dispatch()
+
+    assert ranges == 0
+    assert fanout.progress(run).finished
+
+
+def test_statistics_rebuilt_by_range_tasks_equal_the_in_process_rebuild(
+    eager_celery, store, products
+):
+    customers = CustomerFactory.create_batch(5)
+    for index, customer in enumerate(customers):
+        receipt_record(
+            store=store,
+            customer=customer,
+            payment_method="card",
+            lines=[LineInput("SHOE-1", 1 + index), LineInput("BAG-1", 1)],
+        )
+
+    def snapshot():
+        return (
+            sorted(
+                CustomerStats.objects.values_list(
+                    "customer_id", "orders", "total_spent", "favourite_category_id"
+                )
+            ),
+            sorted(
+                CustomerCategoryStats.objects.values_list(
+                    "customer_id", "category_id", "quantity", "spent"
+                )
+            ),
+        )
+
+    customer_stats_rebuild()
+    expected = snapshot()
+    CustomerStats.objects.all().delete()
+    CustomerCategoryStats.objects.all().delete()
+
+    run, ranges = stats_rebuild_dispatch(chunk_size=2)
+
+    assert ranges == 3
+    state = fanout.wait(run, timeout=5)
+    assert (state.ranges_done, state.finished) == (3, True)
+    assert snapshot() == expected
