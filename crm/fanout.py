@@ -28,8 +28,8 @@ class Progress:
     finished: bool
 
 
-# Without an explicit size the base is cut into about RANGES ranges of at least
-# MIN_RANGE ids: every range pays a fixed cost that grows with the base (compiling
+# Without an explicit size the base is cut into at most RANGES equal ranges of at
+# least MIN_RANGE ids: every range pays a fixed cost that grows with the base (compiling
 # the rules, whole-table subqueries such as "holds a card"), so a fixed small size
 # would make the total overhead grow with the square of the base.
 RANGES = 8
@@ -42,7 +42,11 @@ def customer_id_ranges(chunk_size: int | None = None) -> list[tuple[int, int]]:
     if first is None:
         return []
     if chunk_size is None:
-        chunk_size = max(MIN_RANGE, -(-(last - first + 1) // RANGES))
+        # Equal ranges, none under MIN_RANGE ids: a remainder range would pay the
+        # fixed cost for a handful of customers, after the others.
+        span = last - first + 1
+        count = max(1, min(RANGES, span // MIN_RANGE))
+        chunk_size = -(-span // count)
     return [
         (low, min(low + chunk_size - 1, last))
         for low in range(first, last + 1, chunk_size)

@@ -155,6 +155,10 @@ CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker busy with a task takes no further message from Redis: otherwise one
+# dispatched the moment it finishes a task is held by it while another worker idles,
+# and the ranges of a whole-base pass run one after the other.
+CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE

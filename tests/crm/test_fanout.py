@@ -25,11 +25,16 @@ def test_ranges_cover_every_customer_id_once():
     assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(ranges))
 
 
-def test_default_ranges_are_few_and_large(settings):
+def test_default_ranges_are_few_large_and_equal(monkeypatch):
     CustomerFactory.create_batch(3)
-
     # A small base is one range: each range has a fixed cost.
     assert len(fanout.customer_id_ranges()) == 1
+
+    CustomerFactory.create_batch(8)
+    monkeypatch.setattr(fanout, "MIN_RANGE", 5)
+    # 11 ids make two ranges of 6 and 5, not 5 + 5 + a remainder of 1.
+    ranges = fanout.customer_id_ranges()
+    assert [high - low + 1 for low, high in ranges] == [6, 5]
 
 
 def test_no_customers_means_no_ranges_and_a_finished_run(eager_celery):
