@@ -266,6 +266,12 @@ PHONENUMBER_DEFAULT_REGION = env.str("PHONENUMBER_DEFAULT_REGION", default="NL")
 PHONENUMBER_DB_FORMAT = "E164"
 
 # Loyalty programme.
+# Webhook URLs on private, loopback or link-local addresses are refused (the server
+# would otherwise POST to hosts only it can reach); allow them for a receiver on
+# this machine in development.
+LOYALIST_WEBHOOK_ALLOW_PRIVATE = env.bool(
+    "LOYALIST_WEBHOOK_ALLOW_PRIVATE", default=False
+)
 LOYALIST_CURRENCY = env.str("LOYALIST_CURRENCY", default="EUR")
 LOYALIST_POINTS_PER_CURRENCY_UNIT = env.int(
     "LOYALIST_POINTS_PER_CURRENCY_UNIT", default=1

@@ -35,6 +35,7 @@ from django.utils.translation import gettext as _
 
 from crm.errors import field_error
 
+from . import guard
 from .models import (
     WebhookDelivery,
     WebhookEvent,
@@ -291,7 +292,7 @@ def persona_changes_emit(*, changes: Iterable[Any]) -> int:
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+        with guard.opener.open(request, timeout=TIMEOUT_SECONDS) as response:
             return response.status, ""
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(LOGGED_ERROR_CHARS).decode(errors="replace")
@@ -409,6 +410,21 @@ def _events_check(events: Sequence[str]) -> list[str]:
 
 
 @transaction.atomic
+def _url_check(url: str) -> None:
+    address = guard.private_address_of(url)
+    if address is not None:
+        raise field_error(
+            "url",
+            _(
+                "%(url)s points at %(address)s, which is not a public address; "
+                "webhooks are delivered to the public internet only."
+            ),
+            "private_address",
+            url=url,
+            address=address,
+        )
+
+
 def webhook_subscription_create(
     *,
     name: str,
@@ -419,6 +435,7 @@ def webhook_subscription_create(
     owner: AbstractBaseUser | None = None,
 ) -> WebhookSubscription:
     """Subscribe a URL to events; the signing secret is generated."""
+    _url_check(url)
     subscription = WebhookSubscription(
         name=name,
         url=url,
@@ -439,6 +456,8 @@ def webhook_subscription_update(
     allowed = {"name", "url", "events", "segments", "is_active"}
     if set(fields) - allowed:
         raise TypeError(f"Unknown fields {sorted(set(fields) - allowed)}")
+    if "url" in fields:
+        _url_check(fields["url"])
     if "events" in fields:
         fields["events"] = _events_check(fields["events"])
     if "segments" in fields:

@@ -11,11 +11,13 @@ import pytest
 from django.utils import timezone
 
 from config.celery import app as celery_app
-from crm.webhooks.models import WebhookDelivery
+from crm.services import customer_create
+from crm.webhooks.models import WebhookDelivery, WebhookSubscription
 from crm.webhooks.services import (
     MAX_ATTEMPTS,
     segment_events_emit,
     webhook_deliveries_retry_due,
+    webhook_delivery_attempt,
 )
 from segments.models import SegmentEvent
 from tests.crm.factories import CustomerFactory
@@ -65,6 +67,13 @@ def eager_tasks():
     celery_app.conf.task_always_eager = True
     yield
     celery_app.conf.task_always_eager = before
+
+
+@pytest.fixture(autouse=True)
+def local_receivers(settings):
+    # The receivers of these tests listen on 127.0.0.1; the refusal of private
+    # addresses has tests of its own below.
+    settings.LOYALIST_WEBHOOK_ALLOW_PRIVATE = True
 
 
 def subscribe(client, url, events, **extra):
@@ -210,3 +219,73 @@ def test_secret_rotation_and_unsubscribe(marketer):
     assert rotated["secret"] != subscription["secret"]
     assert marketer.delete(url).status_code == 204
     assert marketer.get(url).status_code == 404
+
+
+# Private addresses ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/hook",
+        "http://localhost/hook",
+        "http://10.1.2.3/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/hook",
+        "http://[::ffff:192.168.0.1]/hook",
+    ],
+)
+def test_a_url_on_a_private_address_is_refused_with_the_address(
+    marketer, settings, url
+):
+    settings.LOYALIST_WEBHOOK_ALLOW_PRIVATE = False
+
+    response = marketer.post(
+        "/api/v1/webhooks/",
+        {"name": "Internal", "url": url, "events": ["receipt.created"]},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert (error["field"], error["code"]) == ("url", "private_address")
+    assert "not a public address" in error["message"]
+    assert not WebhookSubscription.objects.exists()
+
+
+def test_delivery_checks_the_address_it_connects_to(marketer, store, settings):
+    # Subscribed while allowed (or while the name resolved elsewhere): the
+    # delivery itself refuses to send anything to a private address.
+    with Receiver([200]) as receiver:
+        subscription = subscribe(marketer, receiver.url, ["customer.created"])
+        settings.LOYALIST_WEBHOOK_ALLOW_PRIVATE = False
+        customer_create(email="new@example.com", home_store=store)
+        delivery = WebhookDelivery.objects.get(subscription_id=subscription["id"])
+
+        assert webhook_delivery_attempt(delivery_id=delivery.pk) == "pending"
+
+    delivery.refresh_from_db()
+    assert receiver.requests == []
+    assert delivery.last_status_code is None
+    assert "not a public address" in delivery.attempt_log[-1]["error"]
+
+
+def test_public_addresses_are_public():
+    from crm.webhooks.guard import is_public
+
+    assert is_public("93.184.215.14")
+    assert is_public("2606:2800:21f:cb07:6820:80da:af6b:8b2c")
+    for address in (
+        "127.0.0.1",
+        "10.0.0.1",
+        "172.16.0.1",
+        "192.168.1.1",
+        "::1",
+        "fe80::1",
+        "169.254.169.254",
+        "0.0.0.0",  # noqa: S104 - an address to check, not one to bind
+        "224.0.0.1",
+        "100.64.0.1",
+        "::ffff:127.0.0.1",
+    ):
+        assert not is_public(address), address
