@@ -350,7 +350,7 @@ def test_customer_list_query_count_stays_pinned_with_personas(
 
 def subscribe(events=("persona.changed",)):
     return webhook_subscription_create(
-        name="Mailer", url="http://127.0.0.1:9/hook", events=list(events)
+        name="Mailer", url="https://hooks.example.com/loyalist", events=list(events)
     )
 
 
