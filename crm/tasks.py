@@ -92,3 +92,11 @@ def stats_rebuild_dispatch(*, chunk_size: int | None = None) -> tuple[str, int]:
     from crm import fanout
 
     return fanout.ranges_dispatch(stats_rebuild_range_task, chunk_size=chunk_size)
+
+
+@shared_task(acks_late=True, soft_time_limit=600, time_limit=660)
+def idempotency_purge_task() -> int:
+    """Forget old Idempotency-Keys (nightly)."""
+    from crm.api.idempotency import idempotency_records_purge
+
+    return idempotency_records_purge()

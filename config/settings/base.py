@@ -177,6 +177,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segments.tasks.segments_nightly_task",
         "schedule": crontab(hour=3, minute=15),
     },
+    "idempotency-purge": {
+        "task": "crm.tasks.idempotency_purge_task",
+        "schedule": crontab(hour=4, minute=30),
+    },
 }
 
 # Email: console output unless EMAIL_URL says otherwise (smtp://user:pass@host:port).
@@ -272,6 +276,8 @@ PHONENUMBER_DB_FORMAT = "E164"
 LOYALIST_WEBHOOK_ALLOW_PRIVATE = env.bool(
     "LOYALIST_WEBHOOK_ALLOW_PRIVATE", default=False
 )
+# How long an Idempotency-Key is remembered; clients retry within minutes.
+LOYALIST_IDEMPOTENCY_KEEP_DAYS = env.int("LOYALIST_IDEMPOTENCY_KEEP_DAYS", default=7)
 LOYALIST_CURRENCY = env.str("LOYALIST_CURRENCY", default="EUR")
 LOYALIST_POINTS_PER_CURRENCY_UNIT = env.int(
     "LOYALIST_POINTS_PER_CURRENCY_UNIT", default=1

@@ -15,7 +15,9 @@ and sent again with the same key.
 import hashlib
 import json
 from collections.abc import Callable
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -29,6 +31,7 @@ from .exceptions import IdempotencyKeyReused, IdempotencyRequestInProgress
 from .models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
+PURGE_BATCH = 10_000
 MAX_KEY_LENGTH = 255
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
@@ -140,3 +143,23 @@ def idempotent(
         else:
             records.delete()
     return response
+
+
+def idempotency_records_purge(*, now=None) -> int:
+    """Forget keys older than LOYALIST_IDEMPOTENCY_KEEP_DAYS; returns how many.
+
+    Clients retry within minutes; a key reused after this many days records anew.
+    Deleted in batches, so the table is never locked for long.
+    """
+    keep = timedelta(days=settings.LOYALIST_IDEMPOTENCY_KEEP_DAYS)
+    cutoff = (now or timezone.now()) - keep
+    purged = 0
+    while True:
+        batch = list(
+            IdempotencyRecord.objects.filter(created_at__lt=cutoff).values_list(
+                "pk", flat=True
+            )[:PURGE_BATCH]
+        )
+        if not batch:
+            return purged
+        purged += IdempotencyRecord.objects.filter(pk__in=batch).delete()[0]

@@ -1,8 +1,12 @@
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
+from crm.api.idempotency import idempotency_records_purge
+from crm.api.models import IdempotencyRecord
 from crm.models import Contact, Customer, Receipt
 
 from .conftest import errors_of
@@ -37,6 +41,22 @@ def test_keys_belong_to_their_token(till, api_admin, products):
 
     assert response.status_code == 201
     assert "Idempotent-Replayed" not in response
+    assert Receipt.objects.count() == 2
+
+
+def test_keys_older_than_the_keep_period_are_purged(till, products, settings):
+    settings.LOYALIST_IDEMPOTENCY_KEEP_DAYS = 7
+    till.post(URL, sale(), format="json", HTTP_IDEMPOTENCY_KEY="old")
+    till.post(URL, sale(), format="json", HTTP_IDEMPOTENCY_KEY="recent")
+    IdempotencyRecord.objects.filter(key="old").update(
+        created_at=timezone.now() - timedelta(days=8)
+    )
+
+    assert idempotency_records_purge() == 1
+
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["recent"]
+    replay = till.post(URL, sale(), format="json", HTTP_IDEMPOTENCY_KEY="recent")
+    assert replay["Idempotent-Replayed"] == "true"
     assert Receipt.objects.count() == 2
 
 
