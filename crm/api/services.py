@@ -19,7 +19,9 @@ from crm.models import Contact, Customer, LoyaltyCard, Receipt, SalesChannel, St
 from crm.services import (
     LineInput,
     consent_record,
+    contact_build,
     contact_record,
+    contacts_record_many,
     customer_create,
     customer_update,
     receipt_record,
@@ -240,9 +242,10 @@ def api_contacts_record_bulk(
     """Record many checked contacts; each valid one is stored, each refused one
     comes back as its ValidationError, in the order given.
 
-    Customers and stores are looked up once for the whole batch; each contact is
-    recorded in a savepoint of one transaction, so a refused item leaves the others
-    in place and the segment engine is told about the batch once it commits.
+    Customers and stores are looked up once for the whole batch and every item is
+    checked first; the valid ones are then stored together in a constant number of
+    statements, whatever the batch size, and the segment engine is told about the
+    batch once it commits.
     """
     ids = {item["customer"] for item in items if item.get("customer") is not None}
     emails = {
@@ -261,25 +264,29 @@ def api_contacts_record_bulk(
     allowed = None if sees_all(user) else till_store_ids(user)
 
     results: list[Contact | ValidationError] = []
-    with transaction.atomic():
-        for item in items:
-            try:
-                results.append(
-                    _bulk_item_record(
-                        item,
-                        by_id=by_id,
-                        by_email=by_email,
-                        stores=stores,
-                        default_store=default_store,
-                        allowed=allowed,
-                    )
+    for item in items:
+        try:
+            results.append(
+                _bulk_item_build(
+                    item,
+                    by_id=by_id,
+                    by_email=by_email,
+                    stores=stores,
+                    default_store=default_store,
+                    allowed=allowed,
                 )
-            except ValidationError as exc:
-                results.append(exc)
-    return results
+            )
+        except ValidationError as exc:
+            results.append(exc)
+    saved = iter(
+        contacts_record_many(
+            contacts=[r for r in results if not isinstance(r, ValidationError)]
+        )
+    )
+    return [r if isinstance(r, ValidationError) else next(saved) for r in results]
 
 
-def _bulk_item_record(
+def _bulk_item_build(
     item: dict[str, Any],
     *,
     by_id: dict[int, Customer],
@@ -330,8 +337,7 @@ def _bulk_item_record(
                 _("Name the store (code) the contact happened at."),
                 "store_required",
             )
-    # contact_record is atomic: a refusal inside it rolls back to its savepoint.
-    return contact_record(
+    return contact_build(
         customer=customer,
         kind=item["kind"],
         channel=item["channel"],

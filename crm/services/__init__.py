@@ -1,6 +1,12 @@
 """Every write to the CRM goes through these services."""
 
-from .contacts import ContactRef, contact_announce, contact_record
+from .contacts import (
+    ContactRef,
+    contact_announce,
+    contact_build,
+    contact_record,
+    contacts_record_many,
+)
 from .customers import consent_record, customer_create, customer_update
 from .imports import ImportReport, receipts_import
 from .loyalty import (
@@ -20,7 +26,9 @@ __all__ = [
     "LineInput",
     "consent_record",
     "contact_announce",
+    "contact_build",
     "contact_record",
+    "contacts_record_many",
     "customer_create",
     "customer_stats_rebuild",
     "customer_stats_refresh",

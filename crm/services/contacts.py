@@ -5,7 +5,7 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -76,3 +76,55 @@ def contact_record(
             ).update(last_contact_at=contact.occurred_at)
         contact_announce(contacts=[ContactRef(customer.pk, contact.pk)])
     return contact
+
+
+def contact_build(
+    *,
+    customer: Customer,
+    kind: str,
+    channel: str,
+    occurred_at: datetime | None = None,
+    store: Store | None = None,
+    payload: dict[str, Any] | None = None,
+) -> Contact:
+    """A checked, unsaved contact for contacts_record_many; ValidationError if bad."""
+    contact = Contact(
+        customer=customer,
+        kind=kind,
+        channel=channel,
+        occurred_at=occurred_at or timezone.now(),
+        store=store,
+        payload=payload or {},
+    )
+    contact.full_clean(exclude=["customer", "store", "receipt"])
+    return contact
+
+
+@transaction.atomic
+def contacts_record_many(*, contacts: Sequence[Contact]) -> list[Contact]:
+    """Store contacts built by contact_build in a constant number of statements.
+
+    One INSERT for the contacts, one UPDATE moving each customer's last contact
+    forward, and one announcement of the batch to the segment engine.
+    """
+    if not contacts:
+        return []
+    saved = Contact.objects.bulk_create(contacts)
+    latest: dict[int, datetime] = {}
+    for contact in saved:
+        at = latest.get(contact.customer_id)
+        if at is None or contact.occurred_at > at:
+            latest[contact.customer_id] = contact.occurred_at
+    newest = Subquery(
+        Contact.objects.filter(
+            pk__in=[c.pk for c in saved], customer_id=OuterRef("customer_id")
+        )
+        .order_by("-occurred_at")
+        .values("occurred_at")[:1]
+    )
+    # Only ever moves forward, as in contact_record.
+    CustomerStats.objects.filter(customer_id__in=list(latest)).filter(
+        Q(last_contact_at__isnull=True) | Q(last_contact_at__lt=newest)
+    ).update(last_contact_at=newest)
+    contact_announce(contacts=[ContactRef(c.customer_id, c.pk) for c in saved])
+    return saved

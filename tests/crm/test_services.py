@@ -19,7 +19,9 @@ from crm.models import (
 from crm.services import (
     LineInput,
     consent_record,
+    contact_build,
     contact_record,
+    contacts_record_many,
     customer_create,
     customer_stats_rebuild,
     customer_update,
@@ -507,6 +509,44 @@ def test_contact_moves_last_contact_forward_only(customer):
     )
 
     assert CustomerStats.objects.get(customer=customer).last_contact_at == now
+
+
+def test_contacts_recorded_together_move_each_last_contact_to_its_newest(
+    customer, django_assert_max_num_queries
+):
+    from segments.models import DirtyCustomer
+
+    other = CustomerFactory()
+    now = timezone.now()
+    contact_record(customer=other, kind="web_visit", channel="online", occurred_at=now)
+    batch = [
+        contact_build(
+            customer=customer,
+            kind="web_visit",
+            channel="online",
+            occurred_at=now - timedelta(days=days),
+        )
+        for days in (5, 1, 3)
+    ] + [
+        contact_build(
+            customer=other,
+            kind="email_open",
+            channel="email",
+            occurred_at=now - timedelta(days=2),
+        )
+    ]
+
+    with django_assert_max_num_queries(6):
+        saved = contacts_record_many(contacts=batch)
+
+    assert all(contact.pk for contact in saved)
+    stats = dict(CustomerStats.objects.values_list("customer_id", "last_contact_at"))
+    assert stats[customer.pk] == now - timedelta(days=1)
+    assert stats[other.pk] == now  # an older contact never moves it back
+    assert set(DirtyCustomer.objects.values_list("customer_id", flat=True)) == {
+        customer.pk,
+        other.pk,
+    }
 
 
 def test_contact_of_an_unknown_kind_is_refused(customer):
