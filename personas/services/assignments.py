@@ -118,9 +118,8 @@ def assignments_apply_run(cursor, *, run: str, now: datetime, cause: str) -> Non
         SELECT e.customer_id, p.id, %s, NULL
         FROM {t["eval"]} e
         JOIN {t["persona"]} p ON e.signature LIKE '%%,p' || p.id
-        WHERE e.run = %s AND NOT EXISTS (
-            SELECT 1 FROM {t["assignment"]} a WHERE a.customer_id = e.customer_id
-        )
+        WHERE e.run = %s
+        ON CONFLICT (customer_id) DO NOTHING
         """,  # noqa: S608
         [at, run],
     )

@@ -574,6 +574,12 @@ def recompute_range(*, first_id: int, last_id: int, now: datetime | None = None)
                 ctx=ctx,
                 segments=segments,
             )
+        if connection.vendor == "postgresql":
+            # The scratch table's statistics describe whatever it held when last
+            # analysed (often nothing); planned with them, the joins below can
+            # turn into nested loops over the whole run. Sampling this run's rows
+            # (its own, uncommitted) takes a few milliseconds.
+            cursor.execute(f"ANALYZE {t['eval']}")
         _apply(cursor, final, now, tracked=tracked)
         EvaluationRow.objects.filter(run__in=[detect, final]).delete()
     return changed
