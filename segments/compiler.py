@@ -296,10 +296,12 @@ def context_build(
     now: datetime | None = None,
     segment_rules: Mapping[str, dict] | None = None,
     personas: Sequence[PersonaRule] | None = None,
+    customer_ids: tuple[int, int] | None = None,
 ) -> Context:
     """A compile context for `now`, with stored RFM thresholds and active segments.
 
     Active personas are loaded when a rule first needs them, unless given.
+    `customer_ids` is the id range of a whole-base pass: subqueries are cut to it.
     """
     from .models import RfmThresholds, Segment
 
@@ -314,4 +316,5 @@ def context_build(
         rfm=RfmThresholds.objects.order_by("-computed_at", "-id").first(),
         segment_rules=segment_rules,
         personas=tuple(personas) if personas is not None else None,
+        customer_ids=customer_ids,
     )

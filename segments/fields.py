@@ -26,6 +26,7 @@ from django.db.models import (
     Min,
     OuterRef,
     Q,
+    QuerySet,
     Subquery,
     Sum,
     Value,
@@ -102,6 +103,23 @@ class Context:
     segment_rules: Mapping[str, dict] = field(default_factory=dict)
     stack: tuple[str, ...] = ()
     personas: tuple[PersonaRule, ...] | None = None
+    # The customer-id range a whole-base pass evaluates, or None.
+    customer_ids: tuple[int, int] | None = None
+
+
+def in_pass(rows: QuerySet, ctx: Context) -> QuerySet:
+    """`rows` (with a customer_id) cut to the pass's customer-id range, if any.
+
+    An EXISTS over many customers becomes a hashed subplan: PostgreSQL reads the
+    whole inner table once per query. Without the range, every range of a
+    whole-base pass would read every customer's rows (16 of a range's 25 s at a
+    million customers); with it, each reads its own.
+    """
+    if ctx.customer_ids is None:
+        return rows
+    low, high = ctx.customer_ids
+    # gte and lte: `range` is not a lookup of foreign keys.
+    return rows.filter(customer_id__gte=low, customer_id__lte=high)
 
 
 @dataclass(frozen=True)
@@ -454,17 +472,21 @@ scalar_field(
 )
 
 
-def _tag_exists(slug: str) -> Exists:
-    through = Customer.tags.through
-    return Exists(through.objects.filter(customer_id=OuterRef("pk"), tag__slug=slug))
+def _tag_exists(ctx: Context, slug: str | None) -> Exists:
+    rows = in_pass(
+        Customer.tags.through.objects.filter(customer_id=OuterRef("pk")), ctx
+    )
+    return Exists(rows.filter(tag__slug=slug) if slug else rows)
 
 
-def _list_condition(exists: Callable[[str | None], Exists]) -> Callable[..., Q]:
+def _list_condition(
+    exists: Callable[[Context, str | None], Exists],
+) -> Callable[..., Q]:
     def condition(ctx: Context, op: str, value: Any) -> Q:
         if op == "contains":
-            return Q(exists(value))
+            return Q(exists(ctx, value))
         if op == "is_set":
-            return Q(exists(None)) if value else ~Q(exists(None))
+            return Q(exists(ctx, None)) if value else ~Q(exists(ctx, None))
         raise RuleError("op", f"unsupported operator {op!r}")
 
     return condition
@@ -476,15 +498,7 @@ register(
         kind="list",
         ops=frozenset({"contains", "is_set"}),
         help="Interests and tags (slugs).",
-        condition=_list_condition(
-            lambda slug: (
-                _tag_exists(slug)
-                if slug
-                else Exists(
-                    Customer.tags.through.objects.filter(customer_id=OuterRef("pk"))
-                )
-            )
-        ),
+        condition=_list_condition(_tag_exists),
         check_value=check_slug,
     )
 )
@@ -578,8 +592,10 @@ scalar_field(
 )
 
 
-def _category_exists(slug: str | None) -> Exists:
-    rows = CustomerCategoryStats.objects.filter(customer_id=OuterRef("pk"))
+def _category_exists(ctx: Context, slug: str | None) -> Exists:
+    rows = in_pass(
+        CustomerCategoryStats.objects.filter(customer_id=OuterRef("pk")), ctx
+    )
     return Exists(rows.filter(category__slug=slug) if slug else rows)
 
 
@@ -617,7 +633,7 @@ def _bought_within_condition(ctx: Context, op: str, value: Any) -> Q:
         category__slug=value["category"],
         last_purchase_at__gte=days_ago(ctx, value["days"]),
     )
-    return boolean(Q(Exists(rows)), op, True)
+    return boolean(Q(Exists(in_pass(rows, ctx))), op, True)
 
 
 def _bought_within_candidates(ctx: Context, op: str, value: Any) -> list[Expression]:
@@ -652,8 +668,10 @@ register(
         kind="bool",
         ops=frozenset({"eq", "ne"}),
         help="Has an active loyalty card.",
-        condition=lambda ctx, op, value: boolean(Q(Exists(_active_cards)), op, value),
-        value=lambda ctx: Exists(_active_cards),
+        condition=lambda ctx, op, value: boolean(
+            Q(Exists(in_pass(_active_cards, ctx))), op, value
+        ),
+        value=lambda ctx: Exists(in_pass(_active_cards, ctx)),
         check_value=check_bool,
     )
 )
@@ -740,17 +758,20 @@ for _name, _kinds, _help in (
     )
 
 
-def _consent_granted(channel: str) -> Exists:
+def _consent_granted(ctx: Context, channel: str) -> Exists:
     latest = Consent.objects.filter(
         customer_id=OuterRef("customer_id"), channel=channel
     )
     newest = latest.order_by("-recorded_at", "-id").values("pk")[:1]
     return Exists(
-        Consent.objects.filter(
-            customer_id=OuterRef("pk"),
-            channel=channel,
-            status=Consent.Status.GRANTED,
-            pk=Subquery(newest),
+        in_pass(
+            Consent.objects.filter(
+                customer_id=OuterRef("pk"),
+                channel=channel,
+                status=Consent.Status.GRANTED,
+                pk=Subquery(newest),
+            ),
+            ctx,
         )
     )
 
@@ -763,9 +784,9 @@ for _channel in ("email", "sms"):
             ops=frozenset({"eq", "ne"}),
             help=f"The latest {_channel} consent entry is a grant.",
             condition=lambda ctx, op, value, _c=_channel: boolean(
-                Q(_consent_granted(_c)), op, value
+                Q(_consent_granted(ctx, _c)), op, value
             ),
-            value=lambda ctx, _c=_channel: _consent_granted(_c),
+            value=lambda ctx, _c=_channel: _consent_granted(ctx, _c),
             check_value=check_bool,
         )
     )

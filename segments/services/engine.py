@@ -531,6 +531,7 @@ def recompute_range(*, first_id: int, last_id: int, now: datetime | None = None)
         now=now,
         segment_rules={segment.slug: segment.rules for segment in segments},
         personas=persona_rules_load(),
+        customer_ids=(first_id, last_id),
     )
     detect, final = f"d{uuid.uuid4().hex[:30]}", f"f{uuid.uuid4().hex[:30]}"
     customers = Customer.objects.filter(pk__range=(first_id, last_id))
