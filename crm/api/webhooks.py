@@ -7,6 +7,7 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from crm.models import Channel
 from crm.webhooks.models import WebhookDelivery, WebhookEvent, WebhookSubscription
 from crm.webhooks.services import (
     webhook_subscription_create,
@@ -24,6 +25,9 @@ class WebhookSubscriptionSerializer(serializers.ModelSerializer):
         child=serializers.ChoiceField(choices=WebhookEvent.choices)
     )
     segments = serializers.ListField(child=serializers.SlugField())
+    consent_channel = serializers.ChoiceField(
+        choices=Channel.choices, allow_blank=True, read_only=True
+    )
     secret = serializers.CharField(
         read_only=True,
         help_text=_(
@@ -40,6 +44,7 @@ class WebhookSubscriptionSerializer(serializers.ModelSerializer):
             "url",
             "events",
             "segments",
+            "consent_channel",
             "is_active",
             "secret",
             "created_at",
@@ -60,6 +65,16 @@ class WebhookSubscriptionInputSerializer(serializers.Serializer):
         required=False,
         max_length=200,
         help_text=_("Only these segments' events; all segments when empty."),
+    )
+    consent_channel = serializers.ChoiceField(
+        choices=Channel.choices,
+        required=False,
+        allow_blank=True,
+        help_text=_(
+            "The channel the receiver uses the data for (social_ads for an ad "
+            "platform): events about customers without a current grant on it are "
+            "left out. Blank for systems that do not market to the customers."
+        ),
     )
     is_active = serializers.BooleanField(required=False)
 

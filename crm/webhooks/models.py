@@ -7,6 +7,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from crm.models import Channel
+
 
 def webhook_secret_generate() -> str:
     return secrets.token_hex(32)
@@ -30,6 +32,18 @@ class WebhookSubscription(models.Model):
     segments = models.JSONField(_("segments"), default=list, blank=True)
     secret = models.CharField(
         _("signing secret"), max_length=128, default=webhook_secret_generate
+    )
+    consent_channel = models.CharField(
+        _("consent channel"),
+        max_length=16,
+        choices=Channel.choices,
+        blank=True,
+        help_text=_(
+            "The channel the receiver uses the data for, for example social_ads for "
+            "an ad platform: events about customers without a current grant on it "
+            "are left out of its deliveries. Blank for systems that do not market "
+            "to the customers (a data warehouse, say)."
+        ),
     )
     is_active = models.BooleanField(_("active"), default=True)
     owner = models.ForeignKey(

@@ -130,6 +130,32 @@ def receipt_created_emit(*, receipt: Any) -> None:
     )
 
 
+def _customer_of(payload: dict[str, Any]) -> int | None:
+    """The id of the customer a payload is about (every event names one or none)."""
+    customer = payload.get("customer")
+    if isinstance(customer, dict):
+        return customer.get("id")
+    if customer is not None:
+        return customer  # receipt.created: the customer's id
+    return payload.get("id") if "email" in payload else None  # customer.created
+
+
+def _consents_granted(
+    *, customer_ids: set[int], channels: set[str]
+) -> set[tuple[int, str]]:
+    """(customer id, channel) pairs whose current consent entry is a grant."""
+    from crm.models import Consent
+
+    if not customer_ids or not channels:
+        return set()
+    return set(
+        Consent.objects.filter(customer_id__in=customer_ids, channel__in=channels)
+        .latest_per_channel()
+        .filter(status=Consent.Status.GRANTED)
+        .values_list("customer_id", "channel")
+    )
+
+
 def webhook_events_emit(
     *,
     event: str,
@@ -151,6 +177,14 @@ def webhook_events_emit(
     if not subscriptions:
         return 0
     slug_of = segment_slug_of or (lambda payload: payload.get("segment"))
+    if any(subscription.consent_channel for subscription in subscriptions):
+        payloads = list(payloads)
+        granted = _consents_granted(
+            customer_ids={_customer_of(p) for p in payloads} - {None},
+            channels={s.consent_channel for s in subscriptions} - {""},
+        )
+    else:
+        granted = set()
     now = timezone.now()
     deliveries: list[WebhookDelivery] = []
     batches: dict[int, list[dict]] = {s.pk: [] for s in subscriptions}
@@ -180,6 +214,13 @@ def webhook_events_emit(
                 and event.startswith("segment.")
                 and slug_of(payload) not in subscription.segments
             ):
+                continue
+            if (
+                subscription.consent_channel
+                and (_customer_of(payload), subscription.consent_channel) not in granted
+            ):
+                # The receiver markets on a channel this customer did not agree
+                # to (or the event concerns no customer): it hears nothing of it.
                 continue
             batches[subscription.pk].append(payload)
             if len(batches[subscription.pk]) >= EVENTS_PER_DELIVERY:
@@ -433,8 +474,13 @@ def webhook_subscription_create(
     segments: Sequence[str] = (),
     is_active: bool = True,
     owner: AbstractBaseUser | None = None,
+    consent_channel: str = "",
 ) -> WebhookSubscription:
-    """Subscribe a URL to events; the signing secret is generated."""
+    """Subscribe a URL to events; the signing secret is generated.
+
+    With `consent_channel` (for example "social_ads" for an ad platform), events
+    about customers without a current grant on that channel are never sent.
+    """
     _url_check(url)
     subscription = WebhookSubscription(
         name=name,
@@ -443,6 +489,7 @@ def webhook_subscription_create(
         segments=sorted(set(segments)),
         is_active=is_active,
         owner=owner,
+        consent_channel=consent_channel,
     )
     subscription.full_clean(exclude=["owner"])
     subscription.save()
@@ -453,7 +500,7 @@ def webhook_subscription_create(
 def webhook_subscription_update(
     *, subscription: WebhookSubscription, **fields: Any
 ) -> WebhookSubscription:
-    allowed = {"name", "url", "events", "segments", "is_active"}
+    allowed = {"name", "url", "events", "segments", "is_active", "consent_channel"}
     if set(fields) - allowed:
         raise TypeError(f"Unknown fields {sorted(set(fields) - allowed)}")
     if "url" in fields:

@@ -289,3 +289,76 @@ def test_public_addresses_are_public():
         "::ffff:127.0.0.1",
     ):
         assert not is_public(address), address
+
+
+# Consent -----------------------------------------------------------------------------
+
+
+def test_an_ad_platform_hears_only_of_customers_who_consented_to_social_ads(
+    marketer, store
+):
+    from crm.services import consent_record
+
+    segment = SegmentFactory(slug="vip")
+    agreed, withdrew, never = CustomerFactory.create_batch(3)
+    for customer, granted in ((agreed, True), (withdrew, True), (withdrew, False)):
+        consent_record(
+            customer=customer,
+            channel="social_ads",
+            granted=granted,
+            source="api",
+            wording="Show me ads on social media",
+            recorded_at=timezone.now() + timedelta(seconds=0 if granted else 1),
+        )
+    ads = subscribe(
+        marketer,
+        "https://ads.example.com/audiences",
+        ["segment.entered"],
+        consent_channel="social_ads",
+    )
+    warehouse = subscribe(marketer, "https://dw.example.com/in", ["segment.entered"])
+    assert ads["consent_channel"] == "social_ads"
+    assert warehouse["consent_channel"] == ""
+
+    segment_events_emit(
+        events=[
+            SegmentEvent(
+                segment=segment,
+                customer=customer,
+                kind="entered",
+                cause="contact",
+                occurred_at=timezone.now(),
+            )
+            for customer in (agreed, withdrew, never)
+        ]
+    )
+
+    def customers_sent_to(subscription):
+        return [
+            item["customer"]["id"]
+            for delivery in WebhookDelivery.objects.filter(
+                subscription_id=subscription["id"]
+            )
+            for item in json.loads(delivery.body)["data"]
+        ]
+
+    assert customers_sent_to(ads) == [agreed.pk]
+    assert sorted(customers_sent_to(warehouse)) == sorted(
+        [agreed.pk, withdrew.pk, never.pk]
+    )
+
+
+def test_receipts_of_customers_without_consent_do_not_reach_the_ad_platform(
+    marketer, till, products, store, django_capture_on_commit_callbacks
+):
+    ads = subscribe(
+        marketer,
+        "https://ads.example.com/conversions",
+        ["receipt.created"],
+        consent_channel="social_ads",
+    )
+    customer = CustomerFactory(home_store=store)
+
+    till.post("/api/v1/receipts/", sale(customer=customer.pk), format="json")
+
+    assert not WebhookDelivery.objects.filter(subscription_id=ads["id"]).exists()
