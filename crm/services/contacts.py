@@ -51,19 +51,18 @@ def contact_record(
     `last_contact_move=False` leaves the customer's last contact to a statistics
     refresh that the caller runs next in the same transaction.
     """
-    contact = Contact(
-        customer=customer,
-        kind=kind,
-        channel=channel,
-        occurred_at=occurred_at or timezone.now(),
-        store=store,
-        receipt=receipt,
-        payload=payload or {},
-    )
     # Checked before the transaction: invalid input never touches it, so callers
     # such as bulk imports carry on with the next item. The writes below need no
     # savepoint of their own (two statements fewer inside a sale).
-    contact.full_clean(exclude=["customer", "store", "receipt"])
+    contact = contact_build(
+        customer=customer,
+        kind=kind,
+        channel=channel,
+        occurred_at=occurred_at,
+        store=store,
+        receipt=receipt,
+        payload=payload,
+    )
     with transaction.atomic(savepoint=False):
         contact.save()
         if last_contact_move:
@@ -85,15 +84,17 @@ def contact_build(
     channel: str,
     occurred_at: datetime | None = None,
     store: Store | None = None,
+    receipt: Receipt | None = None,
     payload: dict[str, Any] | None = None,
 ) -> Contact:
-    """A checked, unsaved contact for contacts_record_many; ValidationError if bad."""
+    """A checked, unsaved contact (for contacts_record_many); ValidationError if bad."""
     contact = Contact(
         customer=customer,
         kind=kind,
         channel=channel,
         occurred_at=occurred_at or timezone.now(),
         store=store,
+        receipt=receipt,
         payload=payload or {},
     )
     contact.full_clean(exclude=["customer", "store", "receipt"])
