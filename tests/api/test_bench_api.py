@@ -50,3 +50,20 @@ def test_bench_api_posts_receipts_through_gunicorn_without_errors(
         assert isinstance(figures[name], int | float), name
     assert figures["p50_ms"] <= figures["p95_ms"]
     assert "receipts/s" in out.getvalue()
+
+
+def test_bench_refuses_a_database_behind_the_code(db, monkeypatch):
+    from django.core.management.base import CommandError
+    from django.db.migrations.executor import MigrationExecutor
+
+    # As on a benchmark database created before the latest migration.
+    monkeypatch.setattr(
+        MigrationExecutor,
+        "migration_plan",
+        lambda self, targets: [
+            (self.loader.graph.nodes[("crm", "0001_initial")], False)
+        ],
+    )
+
+    with pytest.raises(CommandError, match=r"unapplied migrations.*manage\.py migrate"):
+        call_command("bench", "api", "--seconds", "1", stdout=io.StringIO())

@@ -32,6 +32,7 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Count
 from django.test import Client, override_settings
 from django.urls import reverse
@@ -757,6 +758,15 @@ class Command(BaseCommand):
             )
 
     def handle(self, *args, suite: str, strict: bool = False, **options):
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        if pending:
+            # Benchmarks write data and start servers and workers: on a database
+            # behind the code every request would fail, and the figures mean nothing.
+            raise CommandError(
+                f"The database has {len(pending)} unapplied migrations "
+                f"({pending[0][0]}, ...): run `manage.py migrate` first."
+            )
         met = SUITES[suite](self.stdout, self.style).run(**options)
         if strict and not met:
             raise CommandError("A benchmark target was missed.")
