@@ -119,3 +119,21 @@ def wait(
         if time.monotonic() > deadline:
             raise TimeoutError(f"Run {run} did not finish within {timeout:.0f} s.")
         time.sleep(poll)
+
+
+def follow(run: str, ranges: int, *, stream, quiet: bool = False) -> Progress:
+    """Wait for `run` with a progress bar of its ranges on `stream` (commands).
+
+    Without a broker (embedded mode) the ranges ran in this process while they
+    were dispatched, so the run is already finished.
+    """
+    from tqdm import tqdm
+
+    with tqdm(total=ranges, unit="range", disable=quiet, file=stream) as bar:
+        return wait(
+            run,
+            poll=0.2,
+            on_progress=lambda state: bar.update(
+                min(state.ranges_done, ranges) - bar.n
+            ),
+        )

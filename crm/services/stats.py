@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from django.db import connection, transaction
 from django.utils import timezone
 
+from crm.fanout import customer_id_ranges
 from crm.models import (
     Category,
     Contact,
@@ -160,18 +161,9 @@ def customer_stats_rebuild(
     Returns the number of customers covered; `progress` is called with the number
     of customers done after each range.
     """
-    bounds = Customer.objects.order_by().values_list("pk", flat=True)
-    first = bounds.order_by("pk").first()
-    last = bounds.order_by("-pk").first()
-    if first is None:
-        return 0
     total = Customer.objects.count()
-    done = 0
-    for low in range(first, last + 1, chunk_size):
-        high = low + chunk_size - 1
+    for low, high in customer_id_ranges(chunk_size):
         customer_stats_refresh_range(first_id=low, last_id=high)
-        covered = Customer.objects.filter(pk__range=(low, high)).count()
-        done += covered
         if progress is not None:
-            progress(covered)
+            progress(Customer.objects.filter(pk__range=(low, high)).count())
     return total

@@ -81,3 +81,28 @@ def test_statistics_rebuilt_by_range_tasks_equal_the_in_process_rebuild(
     state = fanout.wait(run, timeout=5)
     assert (state.ranges_done, state.finished) == (3, True)
     assert snapshot() == expected
+
+
+def test_rebuild_commands_follow_their_ranges_on_the_workers(
+    eager_celery, store, products
+):
+    import io
+
+    from django.core.management import call_command
+
+    customer = CustomerFactory()
+    receipt_record(
+        store=store,
+        customer=customer,
+        payment_method="card",
+        lines=[LineInput("SHOE-1", 2)],
+    )
+    CustomerStats.objects.all().delete()
+    out = io.StringIO()
+
+    call_command("rebuild_stats", "--workers", stdout=out, stderr=io.StringIO())
+    call_command("rebuild_segments", "--workers", stdout=out, stderr=io.StringIO())
+
+    assert CustomerStats.objects.get(customer=customer).orders == 1
+    assert "Rebuilt statistics" in out.getvalue()
+    assert "customers changed segments" in out.getvalue()

@@ -1,5 +1,4 @@
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from crm import fanout
@@ -34,22 +33,8 @@ class Command(BaseCommand):
     def handle(self, *args, chunk_size, workers, verbosity: int, **options):
         quiet = verbosity == 0
         if workers:
-            if settings.CELERY_TASK_ALWAYS_EAGER:
-                raise CommandError(
-                    "--workers needs Celery workers: set REDIS_URL and start them "
-                    "(make run does)."
-                )
             run, ranges = stats_rebuild_dispatch(chunk_size=chunk_size)
-            with tqdm(
-                total=ranges, unit="range", disable=quiet, file=self.stderr
-            ) as bar:
-                fanout.wait(
-                    run,
-                    poll=0.2,
-                    on_progress=lambda state: bar.update(
-                        min(state.ranges_done, ranges) - bar.n
-                    ),
-                )
+            fanout.follow(run, ranges, stream=self.stderr, quiet=quiet)
             done = Customer.objects.count()
         else:
             with tqdm(

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from tqdm import tqdm
@@ -76,18 +75,5 @@ class Command(BaseCommand):
         )
 
     def _on_workers(self, chunk_size: int, *, quiet: bool) -> int:
-        if settings.CELERY_TASK_ALWAYS_EAGER:
-            raise CommandError(
-                "--workers needs Celery workers: set REDIS_URL and start them "
-                "(make run does)."
-            )
         run, ranges = recompute_dispatch(chunk_size=chunk_size)
-        with tqdm(total=ranges, unit="range", disable=quiet, file=self.stderr) as bar:
-            done = fanout.wait(
-                run,
-                poll=0.2,
-                on_progress=lambda state: bar.update(
-                    min(state.ranges_done, ranges) - bar.n
-                ),
-            )
-        return done.changed
+        return fanout.follow(run, ranges, stream=self.stderr, quiet=quiet).changed
