@@ -58,7 +58,11 @@ def _key(run: str, part: str) -> str:
 
 
 def ranges_dispatch(
-    task, *, chunk_size: int | None = None, args: tuple = ()
+    task,
+    *,
+    chunk_size: int | None = None,
+    args: tuple = (),
+    on_empty: Callable[[], None] | None = None,
 ) -> tuple[str, int]:
     """Start `task(first_id, last_id, run, ranges, *args)` for every id range.
 
@@ -69,6 +73,10 @@ def ranges_dispatch(
     for part in ("ranges", "changed"):
         cache.set(_key(run, part), 0, timeout=TTL)
     if not ranges:
+        # What the last range would have done (a recount), before anyone waiting
+        # sees the run finished.
+        if on_empty is not None:
+            on_empty()
         run_finish(run)
         return run, 0
     group(

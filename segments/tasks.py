@@ -71,10 +71,11 @@ def recompute_dispatch(*, chunk_size: int | None = None, now=None) -> tuple[str,
 
     now = now or timezone.now()
     run, ranges = fanout.ranges_dispatch(
-        segments_recompute_range_task, chunk_size=chunk_size, args=(now.isoformat(),)
+        segments_recompute_range_task,
+        chunk_size=chunk_size,
+        args=(now.isoformat(),),
+        on_empty=lambda: recompute_finalize(now=now),
     )
-    if not ranges:
-        recompute_finalize(now=now)
     return run, ranges
 
 

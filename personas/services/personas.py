@@ -8,6 +8,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from crm.errors import field_error
+from segments.services.segments import recompute_later
 
 from ..models import Persona
 
@@ -81,12 +82,6 @@ def persona_rules_from_input(*, rules: Any = None, query: str | None = None) -> 
         ) from None
 
 
-def _recompute_on_commit() -> None:
-    from segments.tasks import segments_recompute_task
-
-    transaction.on_commit(segments_recompute_task.delay)
-
-
 def _traits_check(fields: dict[str, Any]) -> None:
     unknown = set(fields) - TRAIT_FIELDS
     if unknown:
@@ -125,7 +120,7 @@ def persona_create(
     persona.full_clean()
     persona.save()
     if recompute and persona.status == Persona.Status.ACTIVE:
-        _recompute_on_commit()
+        recompute_later()
     return persona
 
 
@@ -149,7 +144,7 @@ def persona_update(
     persona.full_clean()
     persona.save()
     if recompute and (was_active or persona.status == Persona.Status.ACTIVE):
-        _recompute_on_commit()
+        recompute_later()
     return persona
 
 
@@ -159,4 +154,4 @@ def persona_delete(*, persona: Persona) -> None:
     was_active = persona.status == Persona.Status.ACTIVE
     persona.delete()
     if was_active:
-        _recompute_on_commit()
+        recompute_later()

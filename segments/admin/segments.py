@@ -3,7 +3,6 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -26,7 +25,7 @@ from ..selectors import (
     segment_overlaps,
     segment_preview,
 )
-from ..services import segment_create, segment_update
+from ..services import recompute_later, segment_create, segment_update
 from .panels import segment_min_size, segment_size_chart
 
 PREVIEW_SAMPLE = 20
@@ -206,11 +205,9 @@ class SegmentAdmin(ServiceFormMixin, NoDeleteMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Recompute members"), permissions=["change"])
     def recompute(self, request: HttpRequest, queryset: QuerySet[Segment]) -> None:
-        from ..tasks import segments_recompute_task
-
         # The whole-base recompute evaluates every active segment in one pass, so
         # one task serves any selection.
-        transaction.on_commit(segments_recompute_task.delay)
+        recompute_later()
         self.message_user(
             request,
             gettext("Recompute started; member counts update when it finishes."),

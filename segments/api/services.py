@@ -5,7 +5,7 @@ from typing import Any
 from django.db import transaction
 
 from ..models import Segment
-from ..services import segment_create, segment_update
+from ..services import recompute_later, segment_create, segment_update
 
 
 @transaction.atomic
@@ -22,6 +22,4 @@ def api_segment_update(*, segment: Segment, data: dict[str, Any]) -> Segment:
 
 def segment_recompute_request() -> None:
     """Recompute every segment's members once the transaction commits."""
-    from ..tasks import segments_recompute_task
-
-    transaction.on_commit(segments_recompute_task.delay)
+    recompute_later()

@@ -10,7 +10,12 @@ from .engine import (
     recompute_range,
 )
 from .rfm import rfm_thresholds_compute
-from .segments import segment_create, segment_deactivate, segment_update
+from .segments import (
+    recompute_later,
+    segment_create,
+    segment_deactivate,
+    segment_update,
+)
 
 __all__ = [
     "customers_mark_dirty",
@@ -19,6 +24,7 @@ __all__ = [
     "memberships_refresh",
     "recompute_all",
     "recompute_finalize",
+    "recompute_later",
     "recompute_range",
     "rfm_thresholds_compute",
     "segment_create",

@@ -1,6 +1,6 @@
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
@@ -36,10 +36,24 @@ def rules_from_input(
         ) from None
 
 
-def _recompute_on_commit() -> None:
+def recompute_later() -> None:
+    """Recompute every segment's members once the transaction commits.
+
+    One whole-base pass evaluates every segment and persona, so however many
+    changes a transaction makes (an admin action on ten personas, say), it starts
+    one pass.
+    """
+    if connection.in_atomic_block and any(
+        entry[1] is _recompute_start for entry in connection.run_on_commit
+    ):
+        return
+    transaction.on_commit(_recompute_start)
+
+
+def _recompute_start() -> None:
     from ..tasks import segments_recompute_task
 
-    transaction.on_commit(segments_recompute_task.delay)
+    segments_recompute_task.delay()
 
 
 @transaction.atomic
@@ -71,7 +85,7 @@ def segment_create(
     )
     segment.full_clean()
     segment.save()
-    _recompute_on_commit()
+    recompute_later()
     return segment
 
 
@@ -97,7 +111,7 @@ def segment_update(
     if not segment.is_active:
         _members_clear(segment)
     if recompute:
-        _recompute_on_commit()
+        recompute_later()
     return segment
 
 

@@ -406,3 +406,15 @@ def test_entering_a_segment_queues_a_signed_webhook_delivery(path, store, produc
     assert members(repeat) == {customer.pk}
     delivery = WebhookDelivery.objects.get()
     assert delivery.event == "segment.entered"
+
+
+def test_many_changes_in_one_transaction_start_one_recompute(
+    django_capture_on_commit_callbacks,
+):
+    from django.db import transaction
+
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        for number in range(3):
+            segment_create(name=f"Batch {number}", query="orders >= 1")
+
+    assert len(callbacks) == 1
