@@ -12,6 +12,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models.functions import Lower
 from django.utils.translation import gettext as _
 
 from crm.errors import field_error
@@ -254,9 +255,13 @@ def api_contacts_record_bulk(
         if item.get("customer") is None and item.get("customer_email")
     }
     by_id = customer_scope(user=user).in_bulk(list(ids))
+    # Matched whatever the capitals, as Customer.objects.by_email does, through
+    # the same lower(email) index.
     by_email = {
-        customer.email: customer
-        for customer in Customer.objects.filter(email__in=list(emails))
+        customer.email.lower(): customer
+        for customer in Customer.objects.alias(lowered=Lower("email")).filter(
+            lowered__in=list(emails)
+        )
     }
     codes = {item["store"] for item in items if item.get("store")}
     stores = Store.objects.in_bulk(list(codes), field_name="code")

@@ -111,11 +111,6 @@ def contacts_record_many(*, contacts: Sequence[Contact]) -> list[Contact]:
     if not contacts:
         return []
     saved = Contact.objects.bulk_create(contacts)
-    latest: dict[int, datetime] = {}
-    for contact in saved:
-        at = latest.get(contact.customer_id)
-        if at is None or contact.occurred_at > at:
-            latest[contact.customer_id] = contact.occurred_at
     newest = Subquery(
         Contact.objects.filter(
             pk__in=[c.pk for c in saved], customer_id=OuterRef("customer_id")
@@ -124,7 +119,7 @@ def contacts_record_many(*, contacts: Sequence[Contact]) -> list[Contact]:
         .values("occurred_at")[:1]
     )
     # Only ever moves forward, as in contact_record.
-    CustomerStats.objects.filter(customer_id__in=list(latest)).filter(
+    CustomerStats.objects.filter(customer_id__in={c.customer_id for c in saved}).filter(
         Q(last_contact_at__isnull=True) | Q(last_contact_at__lt=newest)
     ).update(last_contact_at=newest)
     contact_announce(contacts=[ContactRef(c.customer_id, c.pk) for c in saved])

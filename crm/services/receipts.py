@@ -339,8 +339,25 @@ def receipt_record(
         _stock_move(built, sign=-1)
     if loyalty_card is not None:
         if customer is not None and loyalty_card.customer_id is None:
+            # Linked only if still anonymous, in one statement: two tills scanning
+            # the same new card for two customers cannot both win.
+            linked = LoyaltyCard.objects.filter(
+                pk=loyalty_card.pk, customer__isnull=True
+            ).update(customer=customer)
+            if not linked:
+                raise ValidationError(
+                    {
+                        "loyalty_card": ValidationError(
+                            _(
+                                "Card %(number)s was just registered to another "
+                                "customer."
+                            ),
+                            code="card_taken",
+                            params={"number": loyalty_card.number},
+                        )
+                    }
+                )
             loyalty_card.customer = customer
-            loyalty_card.save(update_fields=["customer"])
         if points_to_redeem:
             # The purchase contact below announces the customer once for all.
             points_redeem(

@@ -112,6 +112,27 @@ def test_bulk_stores_valid_items_and_reports_each_invalid_one(
     assert Contact.objects.count() == 2
 
 
+def test_bulk_finds_customers_by_email_whatever_the_capitals(api_admin):
+    stored = CustomerFactory(email="Mixed.Case@Example.com")
+
+    response = api_admin.post(
+        f"{URL}bulk/",
+        {
+            "contacts": [
+                {
+                    "customer_email": " mixed.case@EXAMPLE.com",
+                    "kind": "web_visit",
+                    "channel": "online",
+                }
+            ]
+        },
+        format="json",
+    )
+
+    assert response.json()["created"] == 1, response.json()
+    assert Contact.objects.get().customer == stored
+
+
 def test_bulk_takes_at_most_1000(till):
     items = [{"customer": 1, "kind": "web_visit", "channel": "online"}] * 1001
 

@@ -328,6 +328,29 @@ def test_receipt_posted_twice_with_one_idempotency_key_is_recorded_once(
     assert CustomerStats.objects.get(customer=customer).orders == 1
 
 
+def test_an_anonymous_card_taken_meanwhile_is_not_linked_twice(store, products):
+    from crm.models import LoyaltyCard
+
+    card = LoyaltyCardFactory(customer=None)
+    first, second = CustomerFactory(), CustomerFactory()
+    # The card as a till read it before another till's sale linked it to `first`.
+    stale = LoyaltyCard.objects.get(pk=card.pk)
+    LoyaltyCard.objects.filter(pk=card.pk).update(customer=first)
+
+    with pytest.raises(ValidationError) as exc:
+        receipt_record(
+            store=store,
+            customer=second,
+            loyalty_card=stale,
+            payment_method="card",
+            lines=[LineInput("SHOE-1", 1)],
+        )
+
+    assert error_codes(exc.value) == {"loyalty_card": ["card_taken"]}
+    assert LoyaltyCard.objects.get(pk=card.pk).customer == first
+    assert not Receipt.objects.filter(customer=second).exists()
+
+
 def test_card_of_another_customer_is_refused(store, products, card):
     stranger = CustomerFactory()
 
