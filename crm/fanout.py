@@ -10,6 +10,7 @@ commands, the benchmarks) follow `progress(run)`.
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from celery import group
@@ -21,11 +22,16 @@ from crm.models import Customer
 TTL = 6 * 3600
 
 
+class RunFailed(RuntimeError):
+    """A range of the run raised: the run will not finish."""
+
+
 @dataclass(frozen=True)
 class Progress:
     ranges_done: int
     changed: int
     finished: bool
+    failed: str = ""
 
 
 # Without an explicit size the base is cut into at most RANGES equal ranges of at
@@ -97,6 +103,22 @@ def range_done(run: str, ranges: int, *, changed: int = 0) -> bool:
     return cache.incr(_key(run, "ranges")) == ranges
 
 
+@contextmanager
+def range_failure_reported(run: str, first_id: int, last_id: int):
+    """Around a range task's work: a failure marks the run failed, so whoever
+    waits hears of it at once instead of after a timeout. Only the exception's
+    type is kept (its text may quote data); the worker's log has the rest."""
+    try:
+        yield
+    except Exception as exc:
+        cache.set(
+            _key(run, "failed"),
+            f"customer ids {first_id}-{last_id}: {type(exc).__name__}",
+            timeout=TTL,
+        )
+        raise
+
+
 def run_finish(run: str) -> None:
     cache.set(_key(run, "finished"), 1, timeout=TTL)
 
@@ -106,6 +128,7 @@ def progress(run: str) -> Progress:
         ranges_done=int(cache.get(_key(run, "ranges")) or 0),
         changed=int(cache.get(_key(run, "changed")) or 0),
         finished=bool(cache.get(_key(run, "finished"))),
+        failed=cache.get(_key(run, "failed")) or "",
     )
 
 
@@ -116,12 +139,17 @@ def wait(
     poll: float = 0.05,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Progress:
-    """Block until `run` is finished; TimeoutError after `timeout` seconds."""
+    """Block until `run` is finished; RunFailed as soon as a range fails,
+    TimeoutError after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         state = progress(run)
         if on_progress is not None:
             on_progress(state)
+        if state.failed:
+            raise RunFailed(
+                f"Run {run} failed in {state.failed}; see the worker's log."
+            )
         if state.finished:
             return state
         if time.monotonic() > deadline:
@@ -135,13 +163,17 @@ def follow(run: str, ranges: int, *, stream, quiet: bool = False) -> Progress:
     Without a broker (embedded mode) the ranges ran in this process while they
     were dispatched, so the run is already finished.
     """
+    from django.core.management.base import CommandError
     from tqdm import tqdm
 
     with tqdm(total=ranges, unit="range", disable=quiet, file=stream) as bar:
-        return wait(
-            run,
-            poll=0.2,
-            on_progress=lambda state: bar.update(
-                min(state.ranges_done, ranges) - bar.n
-            ),
-        )
+        try:
+            return wait(
+                run,
+                poll=0.2,
+                on_progress=lambda state: bar.update(
+                    min(state.ranges_done, ranges) - bar.n
+                ),
+            )
+        except RunFailed as exc:
+            raise CommandError(str(exc)) from None

@@ -81,7 +81,8 @@ def stats_rebuild_range_task(first_id: int, last_id: int, run: str, ranges: int)
     from crm import fanout
     from crm.services.stats import customer_stats_refresh_range
 
-    customer_stats_refresh_range(first_id=first_id, last_id=last_id)
+    with fanout.range_failure_reported(run, first_id, last_id):
+        customer_stats_refresh_range(first_id=first_id, last_id=last_id)
     if fanout.range_done(run, ranges):
         fanout.run_finish(run)
     return last_id - first_id + 1

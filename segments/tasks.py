@@ -53,7 +53,8 @@ def segments_recompute_range_task(
     from .services import recompute_finalize, recompute_range
 
     at = datetime.fromisoformat(now)
-    changed = recompute_range(first_id=first_id, last_id=last_id, now=at)
+    with fanout.range_failure_reported(run, first_id, last_id):
+        changed = recompute_range(first_id=first_id, last_id=last_id, now=at)
     if fanout.range_done(run, ranges, changed=changed):
         recompute_finalize(now=at)
         fanout.run_finish(run)

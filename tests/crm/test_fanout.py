@@ -106,3 +106,20 @@ def test_rebuild_commands_follow_their_ranges_on_the_workers(
     assert CustomerStats.objects.get(customer=customer).orders == 1
     assert "Rebuilt statistics" in out.getvalue()
     assert "customers changed segments" in out.getvalue()
+
+
+def test_a_failed_range_fails_the_run_at_once_without_quoting_data():
+    import uuid
+
+    run = uuid.uuid4().hex
+    with (
+        pytest.raises(ValueError, match=r"secret@example\.com"),
+        fanout.range_failure_reported(run, 1, 50),
+    ):
+        raise ValueError("duplicate key secret@example.com")
+
+    with pytest.raises(fanout.RunFailed) as exc:
+        fanout.wait(run, timeout=5)
+
+    assert "customer ids 1-50: ValueError" in str(exc.value)
+    assert "secret" not in str(exc.value)
