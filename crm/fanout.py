@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from celery import group
 from django.core.cache import cache
+from django.db.models import Max, Min
 
 from crm.models import Customer
 
@@ -43,8 +44,8 @@ MIN_RANGE = 50_000
 
 
 def customer_id_ranges(chunk_size: int | None = None) -> list[tuple[int, int]]:
-    bounds = Customer.objects.order_by("pk").values_list("pk", flat=True)
-    first, last = bounds.first(), bounds.last()
+    bounds = Customer.objects.aggregate(first=Min("pk"), last=Max("pk"))
+    first, last = bounds["first"], bounds["last"]
     if first is None:
         return []
     if chunk_size is None:

@@ -71,9 +71,14 @@ def signature_ids_sql(column: str, vendor: str) -> str:
     return f"loyalist_signature_ids({column})"
 
 
+def signature_ids(signature: str) -> set[int]:
+    """The segment ids of a signature (its version and persona are left out)."""
+    return {int(part) for part in signature.split(",") if part.isdigit()}
+
+
 def signature_ids_json(signature: str) -> str:
     """Python twin of signature_ids_sql, registered as an SQLite function."""
-    return json.dumps([int(part) for part in signature.split(",") if part.isdigit()])
+    return json.dumps(sorted(signature_ids(signature)))
 
 
 def sqlite_functions(sender, connection, **kwargs) -> None:

@@ -1,5 +1,6 @@
 """Reads for the segment pages: previews, explanations, members and overlaps."""
 
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -133,13 +134,7 @@ class _Explainer:
             node["result"] = False
             node["missing"] = True
             return node
-        nested = Context(
-            now=ctx.now,
-            today=ctx.today,
-            rfm=ctx.rfm,
-            segment_rules=ctx.segment_rules,
-            stack=(*ctx.stack, slug),
-        )
+        nested = replace(ctx, stack=(*ctx.stack, slug))
         node["text"] = format_rule(inner)
         node["_truth"] = self._truth(inner, nested)
         if depth < EXPLAIN_NESTED_DEPTH:

@@ -7,7 +7,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 
-@shared_task(acks_late=True, soft_time_limit=55, time_limit=60, max_retries=5)
+@shared_task(acks_late=True, soft_time_limit=55, time_limit=60)
 def segments_drain_task() -> int:
     """Evaluate the customers marked dirty by recent contacts."""
     from .services.engine import DRAIN_PENDING_KEY, dirty_drain

@@ -501,6 +501,7 @@ class ContactViewSet(
         responses={
             200: serializers.ContactBulkResultSerializer,
             400: ERROR_RESPONSES[400],
+            **IDEMPOTENCY_RESPONSES,
         },
     )
     @action(detail=False, methods=["post"], filterset_class=None)

@@ -185,7 +185,6 @@ def receipt_record(
     expected_total: Decimal | None = None,
     points_to_redeem: int = 0,
     idempotency_key: str | None = None,
-    adjust_stock: bool = True,
     send_email: bool = False,
 ) -> Receipt:
     """Record a sale: receipt, lines, points, the purchase contact and the stats.
@@ -335,8 +334,7 @@ def receipt_record(
         line.receipt = receipt
     ReceiptLine.objects.bulk_create(built)
 
-    if adjust_stock:
-        _stock_move(built, sign=-1)
+    _stock_move(built, sign=-1)
     if loyalty_card is not None:
         if customer is not None and loyalty_card.customer_id is None:
             # Linked only if still anonymous, in one statement: two tills scanning

@@ -160,23 +160,20 @@ def webhook_events_emit(
     *,
     event: str,
     payloads: Iterable[dict[str, Any]],
-    segment_slug_of: Any = None,
 ) -> int:
     """Queue `payloads` (one dict per event) for every active subscription to
     `event`; returns the number of deliveries created.
 
     Call it inside the transaction that made the change. `payloads` is only read
-    when someone subscribes, so a lazy iterable costs nothing otherwise. For
-    segment events, `segment_slug_of(payload)` names the payload's segment, so a
-    subscription limited to some segments gets only theirs (by default the
-    payload's "segment" key).
+    when someone subscribes, so a lazy iterable costs nothing otherwise. A
+    subscription limited to some segments gets only the segment events whose
+    payload's "segment" is one of them.
     """
     if event not in WebhookEvent.values:
         raise ValueError(f"Unknown webhook event {event!r}")
     subscriptions = _subscriptions_for(event)
     if not subscriptions:
         return 0
-    slug_of = segment_slug_of or (lambda payload: payload.get("segment"))
     if any(subscription.consent_channel for subscription in subscriptions):
         payloads = list(payloads)
         granted = _consents_granted(
@@ -212,7 +209,7 @@ def webhook_events_emit(
             if (
                 subscription.segments
                 and event.startswith("segment.")
-                and slug_of(payload) not in subscription.segments
+                and payload.get("segment") not in subscription.segments
             ):
                 continue
             if (

@@ -50,7 +50,12 @@ from ..compiler import (
     rule_condition,
     rule_time_candidates,
 )
-from ..db import ids_elements_sql, signature_ids_json, signature_ids_sql
+from ..db import (
+    ids_elements_sql,
+    signature_ids,
+    signature_ids_json,
+    signature_ids_sql,
+)
 from ..fields import Context
 from ..models import (
     CustomerSegmentState,
@@ -161,11 +166,6 @@ def evaluation_queryset(
         .annotate(sig=signature, next_check=next_check)
         .values_list("pk", "sig", "next_check")
     )
-
-
-def signature_ids(signature: str) -> set[int]:
-    """The segment ids of a signature (its version and persona are left out)."""
-    return {int(part) for part in signature.split(",") if part.isdigit()}
 
 
 def signature_persona(signature: str) -> int | None:
@@ -402,15 +402,14 @@ def _dirty_claim(batch_size: int) -> dict[int, int | None]:
     return rows
 
 
-def dirty_drain(*, batch_size: int = BATCH_SIZE, max_batches: int | None = None) -> int:
+def dirty_drain(*, batch_size: int = BATCH_SIZE) -> int:
     """Evaluate customers marked dirty, a batch per transaction; returns how many.
 
     A batch is claimed and evaluated in one transaction, so a worker that dies
     midway leaves its customers marked for the next drain.
     """
     done = 0
-    batches = 0
-    while max_batches is None or batches < max_batches:
+    while True:
         with transaction.atomic():
             claimed = _dirty_claim(batch_size)
             if not claimed:
@@ -421,7 +420,6 @@ def dirty_drain(*, batch_size: int = BATCH_SIZE, max_batches: int | None = None)
                 contacts=claimed,
             )
         done += len(claimed)
-        batches += 1
     return done
 
 
