@@ -8,7 +8,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from crm.errors import field_error
-from segments.services.segments import recompute_later
+from segments.services.segments import recompute_later, rules_from_input
 
 from ..models import Persona
 
@@ -57,29 +57,7 @@ def persona_rules_from_input(*, rules: Any = None, query: str | None = None) -> 
 
     Like a segment rule, except that it may not depend on personas itself.
     """
-    from segments.compiler import rule_check
-    from segments.fields import RuleError
-    from segments.models import Segment
-    from segments.query import QuerySyntaxError, parse
-
-    if (rules is None) == (query is None):
-        raise field_error(
-            "rules",
-            _("Give the rule either as JSON (rules) or as text (query)."),
-            "rules_or_query",
-        )
-    if query is not None:
-        try:
-            rules = parse(query)
-        except QuerySyntaxError as exc:
-            raise field_error("query", str(exc), "syntax") from None
-    segment_rules = dict(Segment.objects.values_list("slug", "rules"))
-    try:
-        return rule_check(rules, segment_rules=segment_rules, allow_persona=False)
-    except RuleError as exc:
-        raise field_error(
-            "query" if query is not None else "rules", str(exc), "invalid_rule"
-        ) from None
+    return rules_from_input(rules=rules, query=query, allow_persona=False)
 
 
 def _traits_check(fields: dict[str, Any]) -> None:

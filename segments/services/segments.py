@@ -13,9 +13,16 @@ from ..query import QuerySyntaxError, parse
 
 
 def rules_from_input(
-    *, rules: Any = None, query: str | None = None, own_slug: str | None = None
+    *,
+    rules: Any = None,
+    query: str | None = None,
+    own_slug: str | None = None,
+    allow_persona: bool = True,
 ) -> dict:
-    """Checked rules from a JSON tree or a text query (exactly one of them)."""
+    """Checked rules from a JSON tree or a text query (exactly one of them).
+
+    A persona's rule passes `allow_persona=False`: it may not depend on personas.
+    """
     if (rules is None) == (query is None):
         raise field_error(
             "rules",
@@ -29,7 +36,12 @@ def rules_from_input(
             raise field_error("query", str(exc), "syntax") from None
     segment_rules = dict(Segment.objects.values_list("slug", "rules"))
     try:
-        return rule_check(rules, segment_rules=segment_rules, own_slug=own_slug)
+        return rule_check(
+            rules,
+            segment_rules=segment_rules,
+            own_slug=own_slug,
+            allow_persona=allow_persona,
+        )
     except RuleError as exc:
         raise field_error(
             "query" if query is not None else "rules", str(exc), "invalid_rule"
