@@ -134,15 +134,25 @@ def idempotent(
                 digest,
             )
         response = handler()
-        records = IdempotencyRecord.objects.filter(pk=record_id)
         if 200 <= response.status_code < 300:
-            records.update(
-                status_code=response.status_code,
-                response_body=json.loads(JSONRenderer().render(response.data)),
-            )
+            _keep(record_id, response)
         else:
-            records.delete()
+            IdempotencyRecord.objects.filter(pk=record_id).delete()
     return response
+
+
+def _keep(record_id: int, response: Response) -> None:
+    """Store the response of a claimed key; the JSON goes in as rendered."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {IdempotencyRecord._meta.db_table} "
+            "SET status_code = %s, response_body = %s WHERE id = %s",
+            [
+                response.status_code,
+                JSONRenderer().render(response.data).decode(),
+                record_id,
+            ],
+        )
 
 
 def idempotency_records_purge(*, now=None) -> int:

@@ -11,6 +11,8 @@ A token belongs to a user; the user's groups are its roles (crm.roles):
 Deny by default: a user with none of these roles gets 403 on every endpoint.
 """
 
+from collections.abc import Iterable
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
@@ -37,19 +39,30 @@ MARKETERS_ONLY = frozenset({ADMIN, MARKETING})
 ADMINS = frozenset({ADMIN})
 
 
+def _roles_of(user: AbstractBaseUser, group_names: Iterable[str]) -> frozenset[str]:
+    if user.is_superuser:
+        return frozenset({ADMIN})
+    return frozenset(GROUP_ROLES[n] for n in group_names if n in GROUP_ROLES)
+
+
 def api_roles(user: AbstractBaseUser | AnonymousUser) -> frozenset[str]:
     """The API roles of a user, read once per request."""
     if not user.is_authenticated or not user.is_active:
         return frozenset()
     cached = getattr(user, "_api_roles", None)
     if cached is None:
-        if user.is_superuser:
-            cached = frozenset({ADMIN})
-        else:
-            names = user.groups.values_list("name", flat=True)
-            cached = frozenset(GROUP_ROLES[n] for n in names if n in GROUP_ROLES)
+        cached = _roles_of(user, user.groups.values_list("name", flat=True))
         user._api_roles = cached
     return cached
+
+
+def api_access_preload(
+    user: AbstractBaseUser, *, group_names: Iterable[str], store_ids: Iterable[int]
+) -> None:
+    """Set what `api_roles` and `till_store_ids` would read (authentication reads
+    both with the token)."""
+    user._api_roles = _roles_of(user, group_names)
+    user._api_store_ids = frozenset(store_ids)
 
 
 def sees_all(user) -> bool:

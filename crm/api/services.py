@@ -30,7 +30,7 @@ from crm.services import (
 )
 
 from .permissions import sees_all, till_store_ids
-from .selectors import customer_scope
+from .selectors import customer_in_scope, customer_scope
 
 CUSTOMER_SOURCE_BY_CHANNEL = {
     SalesChannel.STORE: Customer.Source.STORE,
@@ -69,7 +69,7 @@ def _default_store(user: AbstractBaseUser) -> Store | None:
 def customer_for_write(
     *, user: AbstractBaseUser, customer_id: int, field: str = "customer"
 ) -> Customer:
-    customer = customer_scope(user=user).filter(pk=customer_id).first()
+    customer = customer_in_scope(user=user, customer_id=customer_id)
     if customer is None:
         raise field_error(
             field, _("No customer with id %(id)s."), "unknown_customer", id=customer_id

@@ -43,15 +43,13 @@ class ScopedWindowThrottle(BaseThrottle):
         now = time.time()
         window = int(now // period)
         key = f"api-throttle:{scope}:{ident}:{period}:{window}"
-        # add() creates the counter with its expiry; incr() is atomic in Redis, so
-        # concurrent requests of one client never share a count.
-        cache.add(key, 0, timeout=period + 1)
+        # incr() is atomic in Redis, so concurrent requests of one client never
+        # share a count; only a window's first request also creates the counter
+        # (with its expiry), and of two first requests add() lets one win.
         try:
             count = cache.incr(key)
         except ValueError:
-            # The counter expired between add and incr: a new window has begun.
-            cache.add(key, 1, timeout=period + 1)
-            count = 1
+            count = 1 if cache.add(key, 1, timeout=period + 1) else cache.incr(key)
         self._wait = (window + 1) * period - now
         return count <= limit
 

@@ -68,7 +68,8 @@ def backoff_seconds(attempts: int) -> int:
     return min(BACKOFF_FACTOR * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
 
 
-def _subscriptions_for(event: str) -> list[WebhookSubscription]:
+def webhook_subscriptions_for(event: str) -> list[WebhookSubscription]:
+    """The active subscriptions to `event` (for `subscriptions=` of the emitters)."""
     return [
         subscription
         for subscription in WebhookSubscription.objects.filter(is_active=True)
@@ -122,11 +123,14 @@ def customer_created_emit(*, customer: Any) -> None:
     )
 
 
-def receipt_created_emit(*, receipt: Any) -> None:
+def receipt_created_emit(
+    *, receipt: Any, subscriptions: list[WebhookSubscription] | None = None
+) -> None:
     """Queue receipt.created for subscribers (reads nothing when there are none)."""
     webhook_events_emit(
         event=WebhookEvent.RECEIPT_CREATED,
         payloads=(receipt_payload(r) for r in [receipt]),
+        subscriptions=subscriptions,
     )
 
 
@@ -160,6 +164,7 @@ def webhook_events_emit(
     *,
     event: str,
     payloads: Iterable[dict[str, Any]],
+    subscriptions: list[WebhookSubscription] | None = None,
 ) -> int:
     """Queue `payloads` (one dict per event) for every active subscription to
     `event`; returns the number of deliveries created.
@@ -167,11 +172,13 @@ def webhook_events_emit(
     Call it inside the transaction that made the change. `payloads` is only read
     when someone subscribes, so a lazy iterable costs nothing otherwise. A
     subscription limited to some segments gets only the segment events whose
-    payload's "segment" is one of them.
+    payload's "segment" is one of them. `subscriptions` are those of
+    `webhook_subscriptions_for(event)` when the caller read them already.
     """
     if event not in WebhookEvent.values:
         raise ValueError(f"Unknown webhook event {event!r}")
-    subscriptions = _subscriptions_for(event)
+    if subscriptions is None:
+        subscriptions = webhook_subscriptions_for(event)
     if not subscriptions:
         return 0
     if any(subscription.consent_channel for subscription in subscriptions):
@@ -284,7 +291,7 @@ def segment_events_emit(*, events: Iterable[Any]) -> int:
 def webhook_subscribed(event: str) -> bool:
     """Whether an active subscription wants `event`: callers skip building the
     payloads (and their queries) when none does."""
-    return bool(_subscriptions_for(event))
+    return bool(webhook_subscriptions_for(event))
 
 
 def persona_changes_emit(*, changes: Iterable[Any]) -> int:

@@ -175,12 +175,12 @@ def test_receipt_list_is_scoped_filtered_and_pinned(
     assert [r["store"] for r in everything.json()["results"]] == ["utr"]
 
 
-# Token and groups; the idempotency claim; store and the till's stores, customer,
+# The token with its roles and stores; the idempotency claim; store, customer,
 # products; the sale's savepoint pair, receipt, lines, stock, contact, dirty mark,
-# three for statistics, number and its receipt update, webhook subscriptions; the
-# kept response. In production the request's transaction adds BEGIN and COMMIT;
-# here it is the test transaction's savepoint pair.
-SALE_QUERIES = 21
+# two for statistics, webhook subscriptions, the number; the kept response. In
+# production the request's transaction adds BEGIN and COMMIT; here it is the test
+# transaction's savepoint pair.
+SALE_QUERIES = 17
 
 
 def test_a_sale_takes_the_same_statements_however_many_products(
