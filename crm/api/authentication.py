@@ -58,8 +58,12 @@ class ApiTokenAuthentication(TokenAuthentication):
         )
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
+        # from_db takes the values in the order of the model's fields.
+        token_values = dict(zip(token_names, row[:split], strict=True))
+        token_values["user_id"] = user.pk
+        names = [f.attname for f in Token._meta.concrete_fields]
         token = Token.from_db(
-            connection.alias, [*token_names, "user_id"], [*row[:split], user.pk]
+            connection.alias, names, [token_values[name] for name in names]
         )
         token.user = user
         group_names, store_ids = row[-2:]

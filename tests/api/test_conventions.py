@@ -1,6 +1,7 @@
 """The contract every endpoint keeps: auth, roles, errors, pagination, throttling."""
 
 import pytest
+from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.core.management import call_command
 from rest_framework.authtoken.models import Token
@@ -24,6 +25,49 @@ def test_a_wrong_token_is_401(db):
     client.credentials(HTTP_AUTHORIZATION="Token not-a-token")
 
     assert errors_of(client.get("/api/v1/stores/")) == [(None, "authentication_failed")]
+
+
+def test_a_token_of_a_deactivated_user_is_401(till):
+    till.user.is_active = False
+    till.user.save(update_fields=["is_active"])
+
+    response = till.get("/api/v1/stores/")
+
+    assert response.status_code == 401
+    assert errors_of(response) == [(None, "authentication_failed")]
+
+
+@pytest.mark.parametrize("preloaded", [True, False])
+def test_authentication_preloads_the_roles_and_stores_the_permissions_read(
+    store, preloaded, monkeypatch
+):
+    """The token's query returns what api_roles and till_store_ids would read."""
+    from crm.api import authentication
+    from crm.api.permissions import api_roles, till_store_ids
+    from crm.roles import API_TILLS, MARKETERS
+    from tests.api.conftest import role_user
+
+    user = role_user("two-hats", API_TILLS, store=store)
+    user.groups.add(Group.objects.get_or_create(name=MARKETERS)[0])
+    user.groups.add(Group.objects.create(name="Not an API role"))
+    key = Token.objects.create(user=user).key
+    if not preloaded:
+        # As on SQLite: DRF's own query, the permissions read the rest.
+        monkeypatch.setattr(authentication.connection, "vendor", "sqlite")
+
+    authenticated, token = (
+        authentication.ApiTokenAuthentication().authenticate_credentials(key)
+    )
+
+    assert (authenticated.pk, authenticated.username, token.key) == (
+        user.pk,
+        "two-hats",
+        key,
+    )
+    assert token.created == Token.objects.get(key=key).created
+    assert hasattr(authenticated, "_api_roles") is preloaded
+    assert api_roles(authenticated) == {"till", "marketing"}
+    assert till_store_ids(authenticated) == {store.pk}
 
 
 def test_a_user_without_an_api_role_is_denied_everything(nobody):
