@@ -15,6 +15,7 @@ from crm.models import (
     Product,
     Receipt,
     ReceiptLine,
+    Store,
 )
 from crm.services import (
     LineInput,
@@ -433,6 +434,23 @@ def test_purchase_in_the_future_is_refused(store, products):
         )
 
     assert error_codes(exc.value) == {"purchased_at": ["future"]}
+
+
+@pytest.mark.embedded  # also on SQLite, which numbers in two statements
+def test_receipt_numbers_count_up_per_store_past_seven_digits(store, products):
+    Store.objects.filter(pk=store.pk).update(receipt_sequence=9_999_998)
+
+    numbers = [
+        receipt_record(
+            store=store, payment_method="cash", lines=[LineInput("BAG-1", 1)]
+        ).number
+        for _sale in range(2)
+    ]
+
+    assert numbers == ["AMS-9999999", "AMS-10000000"]
+    assert (
+        list(Receipt.objects.order_by("pk").values_list("number", flat=True)) == numbers
+    )
 
 
 def test_void_reverses_points_stats_and_stock_exactly(store, products, customer, card):

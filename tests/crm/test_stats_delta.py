@@ -55,6 +55,7 @@ def snapshot(customer_ids):
     return stats, categories
 
 
+@pytest.mark.embedded  # also on SQLite: the upserts are written out by hand
 @settings(
     max_examples=40,
     deadline=None,
