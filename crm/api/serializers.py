@@ -384,7 +384,24 @@ class ReceiptSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ReceiptCreatedSerializer(ReceiptSerializer):
+class FieldsBuiltOnceMixin:
+    """Build an output serializer's fields once per class, not for every response.
+
+    A ModelSerializer derives its fields from the model on each instantiation,
+    which costs a single-object response (a sale's 201) more than its SQL. Only
+    for read-only serializers whose fields depend on neither the instance nor the
+    context: every instance shares the fields of one prototype.
+    """
+
+    @property
+    def fields(self):
+        cls = type(self)
+        if "_fields_built_once" not in cls.__dict__:
+            cls._fields_built_once = super(FieldsBuiltOnceMixin, cls()).fields
+        return cls._fields_built_once
+
+
+class ReceiptCreatedSerializer(FieldsBuiltOnceMixin, ReceiptSerializer):
     """The receipt as receipt_record returns it, lines included: nothing is re-read."""
 
     lines = ReceiptLineSerializer(source="recorded_lines", many=True, read_only=True)

@@ -41,6 +41,27 @@ def test_till_records_a_sale_and_gets_number_total_and_points(till, products, ca
     assert card.points == 104
 
 
+def test_the_sale_response_is_the_receipt_as_a_read_shows_it(till, products, card):
+    """The 201 (built by fields made once per class) matches a GET of the receipt,
+    for each of several sales: no sale's values leak into the next response."""
+    bodies = [
+        till.post(URL, sale(loyalty_card=card.number), format="json").json(),
+        till.post(
+            URL,
+            sale(payment_method="cash", lines=[{"sku": "BAG-1", "quantity": 3}]),
+            format="json",
+        ).json(),
+    ]
+
+    for body in bodies:
+        read = till.get(f"{URL}{body['id']}/").json()
+        assert body.pop("customer_created") is False
+        assert body == read
+    assert [b["payment_method"] for b in bodies] == ["card", "cash"]
+    assert [len(b["lines"]) for b in bodies] == [2, 1]
+    assert bodies[1]["loyalty_card"] is None
+
+
 def test_customer_email_that_matches_nobody_registers_a_customer(till, products, store):
     response = till.post(
         URL, sale(customer_email="New.Shopper@Example.com"), format="json"

@@ -79,3 +79,33 @@ def test_with_no_configuration_the_app_runs_embedded(tmp_path):
         "django.core.cache.backends.locmem.LocMemCache",
         "django.core.mail.backends.console.EmailBackend",
     ]
+
+
+def _database_options(**env: str) -> subprocess.CompletedProcess:
+    return manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; "
+        "o = settings.DATABASES['default']['OPTIONS']; "
+        "print(o['server_side_binding'], o['prepare_threshold'])",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/unused",
+        **env,
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "printed"), [(None, "True 5"), ("2", "True 2"), ("", "True None")]
+)
+def test_postgresql_statements_are_prepared_unless_turned_off(value, printed):
+    env = {} if value is None else {"DATABASE_PREPARE_THRESHOLD": value}
+    result = _database_options(**env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-2:] == printed.split()
+
+
+def test_a_prepare_threshold_that_is_no_number_is_refused_with_what_to_set():
+    result = _database_options(DATABASE_PREPARE_THRESHOLD="yes")
+
+    assert result.returncode != 0
+    assert "DATABASE_PREPARE_THRESHOLD must be a whole number" in result.stderr
