@@ -3,18 +3,19 @@
 from datetime import datetime
 
 from celery import shared_task
-from django.core.cache import cache
 from django.utils import timezone
 
 
 @shared_task(acks_late=True, soft_time_limit=55, time_limit=60)
 def segments_drain_task() -> int:
     """Evaluate the customers marked dirty by recent contacts."""
+    from crm.counters import flag_lower
+
     from .services.engine import DRAIN_PENDING_KEY, dirty_drain
 
     # Cleared before claiming: a contact committed from here on schedules a new
     # drain, one committed before is claimed below.
-    cache.delete(DRAIN_PENDING_KEY)
+    flag_lower(DRAIN_PENDING_KEY)
     return dirty_drain()
 
 

@@ -2,14 +2,15 @@
 
 DRF's own throttles keep a list of every request time per client in the cache and
 rewrite it on each request; at the rates a busy till sends that list is large. A
-fixed window counter costs one atomic INCR per request instead.
+fixed window counter costs one round trip to Redis per request instead.
 """
 
 import time
 
 from django.conf import settings
-from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
+
+from crm.counters import counter_incr
 
 PERIODS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600}
 
@@ -43,13 +44,7 @@ class ScopedWindowThrottle(BaseThrottle):
         now = time.time()
         window = int(now // period)
         key = f"api-throttle:{scope}:{ident}:{period}:{window}"
-        # incr() is atomic in Redis, so concurrent requests of one client never
-        # share a count; only a window's first request also creates the counter
-        # (with its expiry), and of two first requests add() lets one win.
-        try:
-            count = cache.incr(key)
-        except ValueError:
-            count = 1 if cache.add(key, 1, timeout=period + 1) else cache.incr(key)
+        count = counter_incr(key, timeout=period + 1)
         self._wait = (window + 1) * period - now
         return count <= limit
 

@@ -15,7 +15,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
-from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import (
     Case,
@@ -32,6 +31,7 @@ from django.db.models.functions import Cast, Least, NullIf
 from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 
+from crm.counters import flag_raise
 from crm.fanout import customer_id_ranges
 from crm.models import Customer
 from crm.services.contacts import ContactRef
@@ -371,7 +371,7 @@ def drain_schedule() -> None:
     from ..tasks import segments_drain_task
 
     try:
-        if cache.add(DRAIN_PENDING_KEY, 1, timeout=10):
+        if flag_raise(DRAIN_PENDING_KEY, timeout=10):
             segments_drain_task.delay()
     except Exception:
         # The dirty rows are committed; the periodic sweep drains them.
