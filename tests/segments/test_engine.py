@@ -418,3 +418,38 @@ def test_many_changes_in_one_transaction_start_one_recompute(
             segment_create(name=f"Batch {number}", query="orders >= 1")
 
     assert len(callbacks) == 1
+
+
+def test_marking_keeps_the_first_mark_time_and_the_newest_named_contact(store):
+    from crm.models import Contact
+    from crm.services.contacts import ContactRef
+    from segments.models import DirtyCustomer
+    from segments.services.engine import customers_mark_dirty
+
+    first, second = CustomerFactory(), CustomerFactory()
+    older, newer = (
+        contact_record(customer=first, kind=Contact.Kind.EMAIL_OPEN, channel="email")
+        for _ in range(2)
+    )
+    DirtyCustomer.objects.all().delete()
+    customers_mark_dirty(contacts=[ContactRef(first.pk, older.pk)])
+    marked_at = DirtyCustomer.objects.get(customer=first).marked_at
+
+    # A later batch: a newer contact, a change without one (a profile edit), and a
+    # second customer marked without a contact.
+    customers_mark_dirty(
+        contacts=[
+            ContactRef(first.pk, newer.pk),
+            ContactRef(first.pk, None),
+            ContactRef(second.pk, None),
+        ]
+    )
+    customers_mark_dirty(contacts=[ContactRef(first.pk, None)])
+
+    rows = {
+        row.customer_id: (row.contact_id, row.marked_at)
+        for row in DirtyCustomer.objects.all()
+    }
+    assert rows[first.pk] == (newer.pk, marked_at)
+    assert rows[second.pk][0] is None
+    assert set(rows) == {first.pk, second.pk}
