@@ -112,6 +112,21 @@ def test_shape_errors_use_the_same_paths(till, products):
     ]
 
 
+def test_each_request_gets_only_its_own_shape_errors(till, products):
+    """The input serializer's fields are shared by every request of a process."""
+    bad_channel = till.post(URL, sale(channel="fax"), format="json")
+    good = till.post(URL, sale(), format="json")
+    bad_line = till.post(
+        URL,
+        sale(lines=[{"sku": "SHOE-1", "quantity": 1}, {"sku": "BAG-1"}]),
+        format="json",
+    )
+
+    assert errors_of(bad_channel) == [("channel", "invalid_choice")]
+    assert good.status_code == 201
+    assert errors_of(bad_line) == [("lines[1].quantity", "required")]
+
+
 def test_a_refused_sale_registers_nobody(till, products):
     body = sale(customer_email="ghost@example.com", lines=[{"sku": "X", "quantity": 1}])
 
