@@ -75,8 +75,11 @@ def customer_in_scope(*, user, customer_id: int) -> Customer | None:
     case of a till's own customer: one plain read by key, and the served-by
     subqueries only for a customer whose home is another store.
     """
-    customer = Customer.objects.filter(pk=customer_id).first()
-    if customer is None or sees_all(user):
+    try:
+        customer = Customer.objects.get(pk=customer_id)
+    except Customer.DoesNotExist:
+        return None
+    if sees_all(user):
         return customer
     store_ids = till_store_ids(user)
     if customer.home_store_id in store_ids:

@@ -41,7 +41,10 @@ CUSTOMER_SOURCE_BY_CHANNEL = {
 
 def store_for_write(*, user: AbstractBaseUser, code: str | None, field: str) -> Store:
     """The store a write names, if the caller may record things there."""
-    store = Store.objects.filter(code=code).first() if code else None
+    try:
+        store = Store.objects.get(code=code) if code else None
+    except Store.DoesNotExist:
+        store = None
     if store is None:
         raise field_error(
             field, _("No store with code '%(store)s'."), "unknown_store", store=code

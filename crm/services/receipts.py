@@ -76,7 +76,10 @@ def _lines_build(lines: list[LineInput]) -> list[ReceiptLine]:
                 )
             }
         )
-    products = Product.objects.in_bulk({line.sku for line in lines}, field_name="sku")
+    products = {
+        product.sku: product
+        for product in Product.objects.filter(sku__in={line.sku for line in lines})
+    }
     errors: dict[str, ValidationError] = {}
     built = []
     for index, line in enumerate(lines):
