@@ -13,10 +13,12 @@ class IdempotencyRecord(models.Model):
     second receipt; the same key with another body is refused.
     """
 
+    # No index of its own: the unique constraint starts with it.
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
         related_name="idempotency_records",
+        db_index=False,
     )
     # Keys are the client's: they are unique per user and endpoint, not globally.
     scope = models.CharField(_("endpoint"), max_length=64)

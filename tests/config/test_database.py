@@ -27,3 +27,45 @@ def test_a_statement_run_more_than_five_times_is_prepared(store):
     assert lookup() == store.pk
 
     assert any("crm_store" in sql and "$1" in sql for sql in prepared_statements())
+
+
+SALE_TABLES = (
+    "crm_receipt",
+    "crm_receiptline",
+    "crm_contact",
+    "crm_customerstats",
+    "crm_customercategorystats",
+    "crm_idempotencyrecord",
+    "segments_dirtycustomer",
+)
+
+
+def redundant_indexes() -> list[tuple[str, str]]:
+    """(table, index) of plain indexes whose columns begin another index or
+    unique constraint."""
+    redundant = []
+    with connection.cursor() as cursor:
+        for table in SALE_TABLES:
+            indexes = {
+                name: (tuple(c["columns"]), c["unique"])
+                for name, c in connection.introspection.get_constraints(
+                    cursor, table
+                ).items()
+                if (c["index"] or c["unique"]) and c["columns"]
+            }
+            redundant += [
+                (table, name)
+                for name, (columns, unique) in indexes.items()
+                for other, (longer, _unique) in indexes.items()
+                if not unique
+                and other != name
+                and len(longer) > len(columns)
+                and longer[: len(columns)] == columns
+            ]
+    return sorted(set(redundant))
+
+
+def test_no_index_is_a_prefix_of_another_on_the_sale_tables(db):
+    """Every sale writes these tables: an index whose columns begin another index
+    only costs writes (the longer one serves the same lookups)."""
+    assert redundant_indexes() == []
