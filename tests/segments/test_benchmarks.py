@@ -47,7 +47,10 @@ def test_bench_segments_reports_every_figure_and_the_engine_matches_the_floor(
         contact_rate=20,
         contact_seconds=3,
         dirty_customers=300,
-        time_flip_hours=1,
+        # A whole simulated day: flips come at the hours the seeded sales happened,
+        # so a shorter window finds none at some times of day.
+        time_flip_hours=24,
+        time_flip_step_s=900,
     )
 
     assert json.loads(path.read_text()) == json.loads(json.dumps(figures))
