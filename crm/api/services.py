@@ -25,7 +25,7 @@ from crm.services import (
     contacts_record_many,
     customer_create,
     customer_update,
-    receipt_record,
+    receipt_record_in_transaction,
     receipt_void,
 )
 
@@ -173,7 +173,7 @@ def api_receipt_record(
                 number=data["loyalty_card"],
             )
     customer, created = _receipt_customer(user=user, data=data, store=store)
-    receipt = receipt_record(
+    receipt = receipt_record_in_transaction(
         store=store,
         clerk=user,
         customer=customer,

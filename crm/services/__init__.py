@@ -17,7 +17,12 @@ from .loyalty import (
     points_redeem,
 )
 from .receipt_email import receipt_email_request, receipt_email_send
-from .receipts import LineInput, receipt_record, receipt_void
+from .receipts import (
+    LineInput,
+    receipt_record,
+    receipt_record_in_transaction,
+    receipt_void,
+)
 from .stats import customer_stats_rebuild, customer_stats_refresh
 
 __all__ = [
@@ -41,6 +46,7 @@ __all__ = [
     "receipt_email_request",
     "receipt_email_send",
     "receipt_record",
+    "receipt_record_in_transaction",
     "receipt_void",
     "receipts_import",
 ]

@@ -202,8 +202,7 @@ def _card_resolve(
     return customer, card
 
 
-@transaction.atomic
-def receipt_record(
+def _receipt_record(
     *,
     store: Store,
     lines: list[LineInput],
@@ -434,6 +433,14 @@ def receipt_record(
         receipt_email_enqueue(receipt_id=receipt.pk)
     receipt_created_emit(receipt=receipt, subscriptions=subscriptions)
     return receipt
+
+
+# Its own transaction, or a savepoint inside the caller's: a refused sale leaves the
+# caller's transaction usable (the desk and the tests carry on after one).
+receipt_record = transaction.atomic(_receipt_record)
+# For a caller whose transaction ends with any error anyway (an API request): the
+# savepoint's two round trips are saved.
+receipt_record_in_transaction = transaction.atomic(savepoint=False)(_receipt_record)
 
 
 def _stock_move(lines: list[ReceiptLine], *, sign: int) -> None:
