@@ -188,6 +188,34 @@ def test_segment_subscriptions_can_be_limited_to_some_segments(marketer):
     assert [item["segment"] for item in body["data"]] == ["vip"]
 
 
+def test_segment_events_read_the_subscriptions_once_for_both_kinds(
+    marketer, django_assert_num_queries
+):
+    subscribe(
+        marketer, "http://127.0.0.1:9/hook", ["segment.entered", "segment.exited"]
+    )
+    customer = CustomerFactory()
+    events = [
+        SegmentEvent(
+            segment=SegmentFactory(slug=f"s-{kind}"),
+            customer=customer,
+            kind=kind,
+            cause="recompute",
+            occurred_at=timezone.now(),
+        )
+        for kind in ("entered", "exited")
+    ]
+
+    # The subscriptions' events, the subscription, slugs, emails, a delivery per kind.
+    with django_assert_num_queries(6):
+        assert segment_events_emit(events=events) == 2
+
+    assert sorted(WebhookDelivery.objects.values_list("event", flat=True)) == [
+        "segment.entered",
+        "segment.exited",
+    ]
+
+
 def test_no_subscription_means_no_delivery_and_no_event_reads(
     django_assert_max_num_queries, db
 ):
