@@ -40,6 +40,24 @@ def _tables() -> dict[str, str]:
     }
 
 
+def _preferred_channel_sql(in_store: str, online: str, by_phone: str) -> str:
+    """The channel with the most orders (ties: store, then online), as SQL over
+    the three order counts; shared by the recompute and the per-sale upsert."""
+    return (
+        f"CASE WHEN {in_store} >= {online} AND {in_store} >= {by_phone} "
+        f"THEN 'store' WHEN {online} >= {by_phone} THEN 'online' ELSE 'phone' END"
+    )
+
+
+def _favourite_category_sql(customer_id: str) -> str:
+    """The category the customer spent most on (ties: lowest id), as SQL."""
+    return (
+        f"(SELECT cs.category_id FROM {CustomerCategoryStats._meta.db_table} cs "
+        f"WHERE cs.customer_id = {customer_id} "
+        "ORDER BY cs.spent DESC, cs.category_id LIMIT 1)"
+    )
+
+
 def _refresh(where: str, params: Sequence) -> None:
     """Recompute the statistics of the customers selected by `where` on column `{col}`.
 
@@ -83,16 +101,10 @@ def _refresh(where: str, params: Sequence) -> None:
                    COALESCE(a.in_store, 0),
                    COALESCE(a.online, 0),
                    COALESCE(a.by_phone, 0),
-                   CASE
-                       WHEN a.orders IS NULL THEN ''
-                       WHEN a.in_store >= a.online AND a.in_store >= a.by_phone
-                           THEN 'store'
-                       WHEN a.online >= a.by_phone THEN 'online'
-                       ELSE 'phone'
-                   END,
-                   (SELECT cs.category_id FROM {t["catstats"]} cs
-                    WHERE cs.customer_id = c.id
-                    ORDER BY cs.spent DESC, cs.category_id LIMIT 1),
+                   CASE WHEN a.orders IS NULL THEN '' ELSE {
+                _preferred_channel_sql("a.in_store", "a.online", "a.by_phone")
+            } END,
+                   {_favourite_category_sql("c.id")},
                    %s
             FROM {t["customer"]} c
             LEFT JOIN (
@@ -210,9 +222,7 @@ def customer_stats_add_sale(
                  orders_by_phone, preferred_purchase_channel, favourite_category_id,
                  updated_at)
             VALUES (%s, 1, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                    (SELECT cs.category_id FROM {t["catstats"]} cs
-                     WHERE cs.customer_id = %s
-                     ORDER BY cs.spent DESC, cs.category_id LIMIT 1),
+                    {_favourite_category_sql("%s")},
                     %s)
             ON CONFLICT (customer_id) DO UPDATE SET
                 orders = s.orders + 1,
@@ -232,12 +242,9 @@ def customer_stats_add_sale(
                 orders_in_store = {in_store},
                 orders_online = {online},
                 orders_by_phone = {by_phone},
-                preferred_purchase_channel = CASE
-                    WHEN {in_store} >= {online} AND {in_store} >= {by_phone}
-                        THEN 'store'
-                    WHEN {online} >= {by_phone} THEN 'online'
-                    ELSE 'phone'
-                END,
+                preferred_purchase_channel = {
+                _preferred_channel_sql(in_store, online, by_phone)
+            },
                 favourite_category_id = excluded.favourite_category_id,
                 updated_at = excluded.updated_at
             """,
