@@ -30,7 +30,13 @@ def counter_incr(name: str, *, timeout: int) -> int:
     seconds from its first increment."""
     client = _client()
     if client is None:
-        return 1 if cache.add(name, 1, timeout) else cache.incr(name)
+        if cache.add(name, 1, timeout):
+            return 1
+        try:
+            return cache.incr(name)
+        except ValueError:  # expired between add and incr: a new window
+            cache.add(name, 1, timeout)
+            return 1
     key = _key(name)
     # SET NX creates the counter with its expiry only if it is missing; INCR keeps
     # the expiry. Both in one round trip, atomic per command.

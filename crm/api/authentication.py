@@ -6,6 +6,8 @@ and compiling them costs more than running them. On PostgreSQL one written-out
 query returns the token, its user and both lists as arrays.
 """
 
+import functools
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
@@ -19,6 +21,7 @@ from crm.models import StaffMember
 from .permissions import api_access_preload
 
 
+@functools.cache
 def _token_query() -> tuple[str, list[str], list[str]]:
     """The query, and the attribute names of the token's and the user's columns."""
     user_model = get_user_model()
