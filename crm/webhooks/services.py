@@ -323,12 +323,6 @@ def segment_events_emit(*, events: Iterable[Any]) -> int:
     )
 
 
-def webhook_subscribed(event: str) -> bool:
-    """Whether an active subscription wants `event`: callers skip building the
-    payloads (and their queries) when none does."""
-    return bool(webhook_subscriptions_for(event))
-
-
 def persona_changes_emit(*, changes: Iterable[Any]) -> int:
     """Emit persona.changed for PersonaChange rows (or objects with customer_id,
     from_persona_id, to_persona_id, cause and occurred_at).
@@ -340,7 +334,8 @@ def persona_changes_emit(*, changes: Iterable[Any]) -> int:
     from crm.models import Customer
     from personas.models import Persona
 
-    if not webhook_subscribed(WebhookEvent.PERSONA_CHANGED):
+    subscriptions = webhook_subscriptions_for(WebhookEvent.PERSONA_CHANGED)
+    if not subscriptions:
         return 0
     rows = list(changes)
     if not rows:
@@ -366,6 +361,7 @@ def persona_changes_emit(*, changes: Iterable[Any]) -> int:
             }
             for row in rows
         ],
+        subscriptions=subscriptions,
     )
 
 
@@ -489,8 +485,9 @@ def _events_check(events: Sequence[str]) -> list[str]:
     return sorted(set(events))
 
 
-@transaction.atomic
 def _url_check(url: str) -> None:
+    # A DNS lookup: callers run it before they write, outside any transaction of
+    # their own (a subscription is one row, saved in one statement).
     address = guard.private_address_of(url)
     if address is not None:
         raise field_error(
@@ -535,7 +532,6 @@ def webhook_subscription_create(
     return subscription
 
 
-@transaction.atomic
 def webhook_subscription_update(
     *, subscription: WebhookSubscription, **fields: Any
 ) -> WebhookSubscription:
