@@ -5,7 +5,7 @@ from typing import Any
 from django.db import transaction
 
 from ..models import Segment
-from ..services import recompute_later, segment_create, segment_update
+from ..services import segment_create, segment_update
 
 
 @transaction.atomic
@@ -18,8 +18,3 @@ def api_segment_update(*, segment: Segment, data: dict[str, Any]) -> Segment:
     data = dict(data)
     data.pop("slug", None)
     return segment_update(segment=segment, **data)
-
-
-def segment_recompute_request() -> None:
-    """Recompute every segment's members once the transaction commits."""
-    recompute_later()

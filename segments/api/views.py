@@ -16,9 +16,10 @@ from crm.models import Customer
 
 from ..models import Segment, SegmentEvent
 from ..selectors import segment_member_list, segment_preview
+from ..services import recompute_later
 from ..services.segments import rules_from_input
 from . import filters, serializers
-from .services import api_segment_create, api_segment_update, segment_recompute_request
+from .services import api_segment_create, api_segment_update
 
 
 @extend_schema_view(
@@ -166,7 +167,7 @@ class SegmentViewSet(
     )
     def recompute(self, request, slug=None):
         segment = self.get_object()
-        segment_recompute_request()
+        recompute_later()
         return Response(
             {"segment": segment.slug, "status": "queued"},
             status=status.HTTP_202_ACCEPTED,
