@@ -3,6 +3,8 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from crm.models import (
@@ -436,21 +438,86 @@ def test_purchase_in_the_future_is_refused(store, products):
     assert error_codes(exc.value) == {"purchased_at": ["future"]}
 
 
-@pytest.mark.embedded  # also on SQLite, which numbers in two statements
-def test_receipt_numbers_count_up_per_store_past_seven_digits(store, products):
+# Three ways to number: on PostgreSQL the receipt is inserted with its number, or
+# (with an idempotency key, as at the desk) numbered in one UPDATE; SQLite numbers
+# in two statements.
+@pytest.mark.embedded
+@pytest.mark.parametrize("keyed", [False, True], ids=["store-numbered", "keyed"])
+def test_receipt_numbers_count_up_per_store_past_seven_digits(store, products, keyed):
     Store.objects.filter(pk=store.pk).update(receipt_sequence=9_999_998)
 
     numbers = [
         receipt_record(
-            store=store, payment_method="cash", lines=[LineInput("BAG-1", 1)]
+            store=store,
+            payment_method="cash",
+            lines=[LineInput("BAG-1", 1)],
+            idempotency_key=f"till-1-{sale}" if keyed else None,
         ).number
-        for _sale in range(2)
+        for sale in range(2)
     ]
 
     assert numbers == ["AMS-9999999", "AMS-10000000"]
     assert (
         list(Receipt.objects.order_by("pk").values_list("number", flat=True)) == numbers
     )
+
+
+def _table_writes(table: str) -> tuple[int, int]:
+    """Rows this transaction inserted into and updated in `table` (PostgreSQL)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables "
+            "WHERE relname = %s",
+            [table],
+        )
+        return cursor.fetchone()
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["store-numbered", "keyed"])
+def test_a_recorded_receipt_is_the_row_stored_and_everything_points_at_it(
+    store, products, customer, card, keyed
+):
+    receipt = receipt_record(
+        store=store,
+        customer=customer,
+        loyalty_card=card,
+        payment_method="card",
+        lines=[LineInput("SHOE-1", 1), LineInput("BAG-1", 2)],
+        send_email=True,
+        idempotency_key="desk-7" if keyed else None,
+    )
+
+    stored = Receipt.objects.get(pk=receipt.pk)
+    assert model_to_dict(receipt) == model_to_dict(stored)
+    assert receipt.number == "AMS-0000001"
+    assert stored.email_status == Receipt.EmailStatus.PENDING
+    assert sorted(receipt.lines.values_list("product__sku", "quantity")) == [
+        ("BAG-1", 2),
+        ("SHOE-1", 1),
+    ]
+    assert [line.pk for line in receipt.recorded_lines] == list(
+        receipt.lines.values_list("pk", flat=True)
+    )
+    assert receipt.contacts.get().customer == customer
+    assert receipt.loyalty_transactions.get().points == receipt.points_earned > 0
+    # The instance is a saved one: saving it again updates the row.
+    receipt.void_reason = "kept"
+    receipt.save(update_fields=["void_reason"])
+    assert Receipt.objects.get(pk=receipt.pk).void_reason == "kept"
+
+
+def test_a_store_numbered_sale_writes_its_receipt_row_once(store, products, customer):
+    with transaction.atomic():
+        before = _table_writes(Receipt._meta.db_table)
+        receipt_record(
+            store=store,
+            customer=customer,
+            payment_method="card",
+            lines=[LineInput("SHOE-1", 1)],
+        )
+        inserted, updated = _table_writes(Receipt._meta.db_table)
+
+    assert (inserted - before[0], updated - before[1]) == (1, 0)
 
 
 def test_void_reverses_points_stats_and_stock_exactly(store, products, customer, card):
