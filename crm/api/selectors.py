@@ -16,6 +16,7 @@ from crm.models import (
     Receipt,
     ReceiptLine,
 )
+from crm.rows import row_get
 
 from .permissions import sees_all, till_store_ids
 
@@ -75,9 +76,8 @@ def customer_in_scope(*, user, customer_id: int) -> Customer | None:
     case of a till's own customer: one plain read by key, and the served-by
     subqueries only for a customer whose home is another store.
     """
-    try:
-        customer = Customer.objects.get(pk=customer_id)
-    except Customer.DoesNotExist:
+    customer = row_get(Customer, "pk", customer_id)
+    if customer is None:
         return None
     if sees_all(user):
         return customer

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from crm.errors import field_error
 from crm.models import Contact, Customer, LoyaltyCard, Receipt, SalesChannel, Store
+from crm.rows import row_get
 from crm.services import (
     LineInput,
     consent_record,
@@ -41,10 +42,7 @@ CUSTOMER_SOURCE_BY_CHANNEL = {
 
 def store_for_write(*, user: AbstractBaseUser, code: str | None, field: str) -> Store:
     """The store a write names, if the caller may record things there."""
-    try:
-        store = Store.objects.get(code=code) if code else None
-    except Store.DoesNotExist:
-        store = None
+    store = row_get(Store, "code", code) if code else None
     if store is None:
         raise field_error(
             field, _("No store with code '%(store)s'."), "unknown_store", store=code

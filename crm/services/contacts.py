@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from crm.models import Contact, Customer, CustomerStats, Receipt, Store
+from crm.rows import row_insert
 
 
 class ContactRef(NamedTuple):
@@ -64,7 +65,7 @@ def contact_record(
         payload=payload,
     )
     with transaction.atomic(savepoint=False):
-        contact.save()
+        row_insert(contact)
         if last_contact_move:
             # Only ever moves forward: a late-arriving old event must not hide a
             # newer one.

@@ -22,6 +22,7 @@ from crm.models import (
     SalesChannel,
     Store,
 )
+from crm.rows import rows_get
 from crm.webhooks.models import WebhookEvent
 from crm.webhooks.services import receipt_created_emit, webhook_subscriptions_for
 
@@ -80,7 +81,7 @@ def _lines_build(lines: list[LineInput]) -> list[ReceiptLine]:
         )
     products = {
         product.sku: product
-        for product in Product.objects.filter(sku__in={line.sku for line in lines})
+        for product in rows_get(Product, "sku", {line.sku for line in lines})
     }
     errors: dict[str, ValidationError] = {}
     built = []
