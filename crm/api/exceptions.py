@@ -31,14 +31,6 @@ class IdempotencyKeyReused(exceptions.APIException):
     default_code = "idempotency_key_reused"
 
 
-class IdempotencyRequestInProgress(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = _(
-        "A request with this Idempotency-Key is still being processed; retry later."
-    )
-    default_code = "idempotency_in_progress"
-
-
 def _join(prefix: str | None, key: Any) -> str | None:
     if isinstance(key, int):
         return f"{prefix or ''}[{key}]"

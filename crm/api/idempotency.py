@@ -1,12 +1,18 @@
 """`Idempotency-Key` on POSTs that record things: a retry never records twice.
 
-The first request with a key inserts an IdempotencyRecord (one INSERT ... ON
-CONFLICT DO NOTHING) in the same transaction as the work it does, and the record
-keeps the response. A retry with the same key
-and body gets that response back (with `Idempotent-Replayed: true`); the same key
-with another body is refused with 422. A retry that arrives while the first request
-is still running waits on the record's unique index until the first commits, then
-replays its response; if the first fails, the retry does the work itself.
+A request with a key does its work, then stores its response under the key (one
+INSERT ... ON CONFLICT DO NOTHING) in the same transaction. A retry with the same
+key and body gets that response back (with `Idempotent-Replayed: true`); the same
+key with another body is refused with 422.
+
+The key is taken last rather than first: a sale costs one statement fewer, and a
+retry, which is rare, pays instead. A retry does the work again, finds the key
+taken and rolls its own work back before it answers with the first response. A
+retry that arrives while the first request is still running waits on the key's
+unique index until the first commits, then does the same; if the first fails, the
+retry's work stands. A retry whose work fails where the first succeeded (the
+points already spent, the till's receipt number already taken) answers with the
+first response too.
 
 Only successful responses are kept: a request refused as invalid may be corrected
 and sent again with the same key.
@@ -18,7 +24,8 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
@@ -27,7 +34,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .exceptions import IdempotencyKeyReused, IdempotencyRequestInProgress
+from .exceptions import IdempotencyKeyReused
 from .models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -45,6 +52,10 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
         "the same key with a different body is refused with 422."
     ),
 )
+
+
+class _KeyTaken(Exception):
+    """Raised inside the request's transaction to roll back a retry's work."""
 
 
 def request_hash(request: Request) -> str:
@@ -75,8 +86,6 @@ def _key(request: Request) -> str | None:
 def _replay(record: IdempotencyRecord, digest: str) -> Response:
     if record.request_hash != digest:
         raise IdempotencyKeyReused()
-    if not record.status_code:
-        raise IdempotencyRequestInProgress()
     return Response(
         record.response_body,
         status=record.status_code,
@@ -84,20 +93,22 @@ def _replay(record: IdempotencyRecord, digest: str) -> Response:
     )
 
 
-def _claim(*, user_id: int, scope: str, key: str, digest: str) -> int | None:
-    """Insert the record of a new key and return its id, or None if the key exists.
+def _keep(
+    *, user_id: int, scope: str, key: str, digest: str, response: Response
+) -> bool:
+    """Store the response under the key; False if the key is taken.
 
     ON CONFLICT waits for a concurrent request holding the same key to finish: if
-    it committed, nothing is inserted; if it rolled back, this one claims the key.
+    it committed, nothing is inserted; if it rolled back, this one takes the key.
+    The JSON goes in as rendered.
     """
-    table = IdempotencyRecord._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO {table}
+            INSERT INTO {IdempotencyRecord._meta.db_table}
                 (user_id, scope, key, request_hash, status_code, response_body,
                  created_at)
-            VALUES (%s, %s, %s, %s, 0, %s, %s)
+            VALUES (%s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (user_id, scope, key) DO NOTHING
             RETURNING id
             """,
@@ -106,12 +117,18 @@ def _claim(*, user_id: int, scope: str, key: str, digest: str) -> int | None:
                 scope,
                 key,
                 digest,
-                "{}",
+                response.status_code,
+                JSONRenderer().render(response.data).decode(),
                 connection.ops.adapt_datetimefield_value(timezone.now()),
             ],
         )
-        row = cursor.fetchone()
-    return row[0] if row else None
+        return cursor.fetchone() is not None
+
+
+def _record(request: Request, scope: str, key: str) -> IdempotencyRecord | None:
+    return IdempotencyRecord.objects.filter(
+        user=request.user, scope=scope, key=key
+    ).first()
 
 
 def idempotent(
@@ -125,34 +142,31 @@ def idempotent(
         with transaction.atomic():
             return handler()
     digest = request_hash(request)
-    with transaction.atomic():
-        record_id = _claim(user_id=request.user.pk, scope=scope, key=key, digest=digest)
-        if record_id is None:
-            # Used before, or by a request that committed while this one waited.
-            return _replay(
-                IdempotencyRecord.objects.get(user=request.user, scope=scope, key=key),
-                digest,
-            )
-        response = handler()
-        if 200 <= response.status_code < 300:
-            _keep(record_id, response)
-        else:
-            IdempotencyRecord.objects.filter(pk=record_id).delete()
-    return response
-
-
-def _keep(record_id: int, response: Response) -> None:
-    """Store the response of a claimed key; the JSON goes in as rendered."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {IdempotencyRecord._meta.db_table} "
-            "SET status_code = %s, response_body = %s WHERE id = %s",
-            [
-                response.status_code,
-                JSONRenderer().render(response.data).decode(),
-                record_id,
-            ],
-        )
+    try:
+        with transaction.atomic():
+            response = handler()
+            if 200 <= response.status_code < 300 and not _keep(
+                user_id=request.user.pk,
+                scope=scope,
+                key=key,
+                digest=digest,
+                response=response,
+            ):
+                raise _KeyTaken
+            return response
+    except _KeyTaken:
+        record = _record(request, scope, key)
+    except (exceptions.APIException, ValidationError, IntegrityError):
+        # A retry can be refused where the first request succeeded, because of
+        # what the first did; the first answer stands.
+        record = _record(request, scope, key)
+        if record is None:
+            raise
+    if record is None:
+        # The key was purged (days old) between the conflict and this read: it is
+        # free again, and this request's work was rolled back.
+        return idempotent(request, scope=scope, handler=handler)
+    return _replay(record, digest)
 
 
 def idempotency_records_purge(*, now=None) -> int:

@@ -58,7 +58,6 @@ from .services import (
 
 # What a POST with an Idempotency-Key may answer besides its own result.
 IDEMPOTENCY_RESPONSES = {
-    409: OpenApiResponse(description="Same key still being processed."),
     422: OpenApiResponse(description="Idempotency-Key reused, other body."),
 }
 ERROR_RESPONSES = {

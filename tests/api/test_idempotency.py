@@ -7,10 +7,26 @@ from django.utils import timezone
 
 from crm.api.idempotency import idempotency_records_purge
 from crm.api.models import IdempotencyRecord
-from crm.models import Contact, Customer, Receipt
+from crm.models import (
+    Contact,
+    Customer,
+    CustomerStats,
+    LoyaltyTransaction,
+    Product,
+    Receipt,
+    ReceiptLine,
+)
+from tests.crm.factories import CustomerFactory
 
 from .conftest import errors_of
 from .test_receipts import URL, sale
+
+
+def table_counts() -> tuple[int, ...]:
+    return tuple(
+        model.objects.count()
+        for model in (Receipt, ReceiptLine, Contact, LoyaltyTransaction, Customer)
+    )
 
 
 def test_same_key_and_body_replays_the_first_response(till, products):
@@ -71,6 +87,53 @@ def test_a_refused_request_can_be_corrected_under_the_same_key(till, products):
 
     assert bad.status_code == 400
     assert good.status_code == 201
+
+
+def test_a_retry_rolls_its_own_work_back(till, products, store):
+    customer = CustomerFactory(home_store=store)
+    body = sale(customer=customer.pk)
+    first = till.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="sale-4")
+    assert first.status_code == 201, first.json()
+    stock = dict(Product.objects.values_list("sku", "stock_level"))
+    recorded = table_counts()
+
+    again = till.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="sale-4")
+
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert table_counts() == recorded
+    assert dict(Product.objects.values_list("sku", "stock_level")) == stock
+    assert CustomerStats.objects.get(customer=customer).orders == 1
+    assert IdempotencyRecord.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "retried",
+    [
+        # 100.00 of the 104.95 paid with points; the 4 points earned back do
+        # not cover the retry's redemption.
+        pytest.param({"points_redeemed": 10_000}, id="points-already-spent"),
+        pytest.param({"number": "TILL-1-0001"}, id="till-number-already-taken"),
+    ],
+)
+def test_a_retry_refused_because_of_the_first_answers_with_the_first(
+    till, products, card, retried
+):
+    card.points = 10_000
+    card.save(update_fields=["points"])
+    body = sale(loyalty_card=card.number, **retried)
+    first = till.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="sale-5")
+    assert first.status_code == 201, first.json()
+
+    again = till.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="sale-5")
+
+    assert again.status_code == 201, again.json()
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert Receipt.objects.count() == 1
+    assert LoyaltyTransaction.objects.filter(card=card).count() == (
+        2 if "points_redeemed" in retried else 1
+    )
 
 
 def test_contacts_honour_the_key_too(till, customer, store):
