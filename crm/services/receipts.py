@@ -199,8 +199,9 @@ def _writes_once(*, number: str | None, idempotency_key: str | None) -> bool:
 
 
 @functools.cache
-def _lines_insert_sql(count: int) -> tuple[str, list[Field]]:
-    """INSERT of `count` lines under a new receipt id, and the fields it takes."""
+def _lines_insert_sql(count: int) -> tuple[str, str, list[Field]]:
+    """INSERT of `count` lines under a new receipt id, in two parts for the stock
+    statement to go between, and the fields it takes."""
     fields = [
         f
         for f in ReceiptLine._meta.concrete_fields
@@ -210,28 +211,31 @@ def _lines_insert_sql(count: int) -> tuple[str, list[Field]]:
     receipt_id = quote(ReceiptLine._meta.get_field("receipt").column)
     columns = ", ".join([receipt_id, *(quote(f.column) for f in fields)])
     row = ", ".join(["(SELECT id FROM receipt)", *["%s"] * len(fields)])
-    sql = f"""
+    before_stock = """
         WITH receipt AS (
             SELECT nextval(pg_get_serial_sequence(%s, %s)) AS id
-        )
+        ), stock AS ("""
+    after_stock = f""")
         INSERT INTO {quote(ReceiptLine._meta.db_table)} ({columns})
         VALUES {", ".join([f"({row})"] * count)}
         RETURNING {receipt_id}, {quote(ReceiptLine._meta.pk.column)}
     """  # noqa: S608 - table and column names from the models, placeholders
-    return sql, fields
+    return before_stock, after_stock, fields
 
 
 def _lines_insert_with_receipt_id(lines: list[ReceiptLine], receipt: Receipt) -> None:
-    """Insert the lines under a new receipt id, which `receipt` takes (PostgreSQL)."""
-    sql, fields = _lines_insert_sql(len(lines))
-    params = [Receipt._meta.db_table, Receipt._meta.pk.column]
+    """Insert the lines under a new receipt id, which `receipt` takes, and take
+    their products from stock, in one statement (PostgreSQL)."""
+    before_stock, after_stock, fields = _lines_insert_sql(len(lines))
+    stock_sql, stock_params = _stock_move_sql(lines, sign=-1)
+    params = [Receipt._meta.db_table, Receipt._meta.pk.column, *stock_params]
     for line in lines:
         params.extend(
             field.get_db_prep_save(getattr(line, field.attname), connection)
             for field in fields
         )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(before_stock + stock_sql + after_stock, params)
         rows = cursor.fetchall()
     receipt.pk = rows[0][0]
     for line, (_receipt_id, pk) in zip(lines, rows, strict=True):
@@ -480,13 +484,15 @@ def _receipt_record(
     if loyalty_card is not None:
         receipt.points_earned = points_for_amount(total - redeemed_value)
     if writes_once:
+        # The lines, their stock and the receipt's id in one statement.
         _lines_insert_with_receipt_id(built, receipt)
-    elif winner := _receipt_insert_first(
-        receipt, built, store=store, number=number, idempotency_key=idempotency_key
-    ):
-        return winner
+    else:
+        if winner := _receipt_insert_first(
+            receipt, built, store=store, number=number, idempotency_key=idempotency_key
+        ):
+            return winner
+        _stock_move(built, sign=-1)
 
-    _stock_move(built, sign=-1)
     if loyalty_card is not None:
         if customer is not None and loyalty_card.customer_id is None:
             # Linked only if still anonymous, in one statement: two tills scanning
@@ -566,31 +572,36 @@ receipt_record = transaction.atomic(_receipt_record)
 receipt_record_in_transaction = transaction.atomic(savepoint=False)(_receipt_record)
 
 
-def _stock_move(lines: list[ReceiptLine], *, sign: int) -> None:
+def _stock_move_sql(lines: list[ReceiptLine], *, sign: int) -> tuple[str, list]:
+    """The UPDATE moving the lines' products' stock by `sign` times their quantity.
+
+    One statement for every product, written out: the ORM spends longer compiling
+    this CASE than the database spends running it. The subquery locks the rows in
+    key order first, so two tills selling the same products never deadlock (SQLite
+    has one writer at a time and no row locks).
+    """
     quantities: dict[int, int] = {}
     for line in lines:
         quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
-    if not quantities:
-        return
-    # One statement for every product, written out: the ORM spends longer
-    # compiling this CASE than the database spends running it. The subquery locks
-    # the rows in key order first, so two tills selling the same products never
-    # deadlock (SQLite has one writer at a time and no row locks).
     ids = sorted(quantities)
     table = Product._meta.db_table
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     whens = " ".join(["WHEN %s THEN %s"] * len(ids))
     marks = ", ".join(["%s"] * len(ids))
+    sql = (
+        f"UPDATE {table} SET stock_level = stock_level + CASE id {whens} END "  # noqa: S608 - our table, placeholders
+        f"WHERE id IN (SELECT id FROM {table} WHERE id IN ({marks}) "
+        f"ORDER BY id{lock})"
+    )
+    return sql, [*(v for pk in ids for v in (pk, sign * quantities[pk])), *ids]
+
+
+def _stock_move(lines: list[ReceiptLine], *, sign: int) -> None:
+    if not lines:
+        return
+    sql, params = _stock_move_sql(lines, sign=sign)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET stock_level = stock_level + CASE id {whens} END "  # noqa: S608 - our table, placeholders
-            f"WHERE id IN (SELECT id FROM {table} WHERE id IN ({marks}) "
-            f"ORDER BY id{lock})",
-            [
-                *(v for pk in ids for v in (pk, sign * quantities[pk])),
-                *ids,
-            ],
-        )
+        cursor.execute(sql, params)
 
 
 @transaction.atomic

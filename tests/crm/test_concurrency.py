@@ -6,7 +6,7 @@ from threading import Barrier
 import pytest
 from django.db import connection, connections
 
-from crm.models import LoyaltyCard, LoyaltyTransaction, Receipt
+from crm.models import LoyaltyCard, LoyaltyTransaction, Product, Receipt
 from crm.services import LineInput, points_earn, points_redeem, receipt_record
 
 pytestmark = [
@@ -87,3 +87,34 @@ def test_concurrent_sales_in_one_store_get_distinct_numbers(store, products):
 
     assert [r for r in results if isinstance(r, Exception)] == []
     assert len({r.number for r in results}) == 10
+
+
+def test_concurrent_sales_of_the_same_products_in_any_order_all_take_stock(
+    store, products
+):
+    orders = [
+        ["SHOE-1", "SHOE-2", "BAG-1"],
+        ["BAG-1", "SHOE-2", "SHOE-1"],
+        ["SHOE-2", "BAG-1", "SHOE-1"],
+    ]
+    before = dict(Product.objects.values_list("sku", "stock_level"))
+
+    results = run_concurrently(
+        12,
+        lambda index: receipt_record(
+            store=store,
+            payment_method="cash",
+            lines=[LineInput(sku, 1) for sku in orders[index % 3]],
+        ),
+    )
+
+    # Each sale locks its products in key order whatever the order of its lines,
+    # so no two sales deadlock, and every sale's stock is taken.
+    assert [r for r in results if isinstance(r, Exception)] == []
+    after = dict(Product.objects.values_list("sku", "stock_level"))
+    assert {sku: before[sku] - after[sku] for sku in before} == {
+        "SHOE-1": 12,
+        "SHOE-2": 12,
+        "BAG-1": 12,
+    }
+    assert Receipt.objects.count() == 12
