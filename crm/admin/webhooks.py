@@ -1,0 +1,228 @@
+"""Webhook subscriptions and their delivery log, for the staff who look after the
+integrations: who receives what, whether it arrives, and the secret to check it."""
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Count, Q
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.text import capfirst
+from django.utils.translation import gettext_lazy as _
+
+from crm.webhooks.models import WebhookDelivery, WebhookEvent, WebhookSubscription
+from crm.webhooks.services import (
+    webhook_subscription_create,
+    webhook_subscription_delete,
+    webhook_subscription_secret_rotate,
+    webhook_subscription_update,
+)
+from segments.models import Segment
+
+from .base import ReadOnlyAdminMixin, ServiceFormMixin, apply_each, instance_adopt
+
+# The form's fields, in the names the services take.
+SUBSCRIPTION_FIELDS = [
+    "name",
+    "url",
+    "events",
+    "segments",
+    "consent_channel",
+    "is_active",
+]
+
+
+class WebhookSubscriptionForm(forms.ModelForm):
+    events = forms.MultipleChoiceField(
+        label=_("events"),
+        choices=WebhookEvent.choices,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    segments = forms.MultipleChoiceField(
+        label=_("segments"),
+        required=False,
+        widget=forms.SelectMultiple(attrs={"size": 8}),
+        help_text=_(
+            "Segment events only for these segments; none selected means every segment."
+        ),
+    )
+
+    class Meta:
+        model = WebhookSubscription
+        fields = SUBSCRIPTION_FIELDS
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Slugs a subscription names but that no longer exist stay choosable, so
+        # saving the form does not silently drop them.
+        slugs = set(Segment.objects.values_list("slug", flat=True))
+        slugs.update(self.initial.get("segments") or [])
+        self.fields["segments"].choices = [(slug, slug) for slug in sorted(slugs)]
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(ServiceFormMixin, admin.ModelAdmin):
+    form = WebhookSubscriptionForm
+    list_display = [
+        "name",
+        "url",
+        "events_shown",
+        "is_active",
+        "consent_channel",
+        "pending",
+        "failed",
+        "created_at",
+    ]
+    list_filter = ["is_active", "consent_channel"]
+    search_fields = ["name", "url"]
+    readonly_fields = ["secret", "owner", "created_at", "deliveries_link"]
+    actions = ["secret_rotate", "deactivate", "activate"]
+
+    def get_queryset(self, request: HttpRequest):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("owner")
+            .annotate(
+                pending_count=Count(
+                    "deliveries",
+                    filter=Q(deliveries__status=WebhookDelivery.Status.PENDING),
+                ),
+                failed_count=Count(
+                    "deliveries",
+                    filter=Q(deliveries__status=WebhookDelivery.Status.FAILED),
+                ),
+            )
+        )
+
+    def get_fields(self, request: HttpRequest, obj=None):
+        if obj is None:
+            return SUBSCRIPTION_FIELDS
+        return [*SUBSCRIPTION_FIELDS, *self.readonly_fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        return self.readonly_fields if obj is not None else []
+
+    @admin.display(description=_("events"))
+    def events_shown(self, obj: WebhookSubscription) -> str:
+        return ", ".join(obj.events)
+
+    @admin.display(description=_("waiting"), ordering="pending_count")
+    def pending(self, obj: WebhookSubscription) -> int:
+        return obj.pending_count
+
+    @admin.display(description=_("gave up"), ordering="failed_count")
+    def failed(self, obj: WebhookSubscription) -> int:
+        return obj.failed_count
+
+    @admin.display(description=_("deliveries"))
+    def deliveries_link(self, obj: WebhookSubscription) -> str:
+        url = reverse("admin:crm_webhookdelivery_changelist")
+        return format_html(
+            '<a href="{}?subscription__id__exact={}">{}</a>',
+            url,
+            obj.pk,
+            _("The delivery log of this subscription"),
+        )
+
+    def save_model(self, request: HttpRequest, obj, form, change) -> None:
+        data = {name: form.cleaned_data[name] for name in SUBSCRIPTION_FIELDS}
+        if not change:
+            instance_adopt(obj, webhook_subscription_create(**data, owner=request.user))
+            return
+        changed = {name: data[name] for name in form.changed_data if name in data}
+        if changed:
+            # The form has already set the new values on obj; the service checks
+            # and saves them.
+            webhook_subscription_update(subscription=obj, **changed)
+
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        """The confirmation page names the subscriptions and counts their log.
+
+        The log goes with its subscription (the service deletes both), so deleting
+        needs no permission on deliveries, which are read-only on their own; and a
+        log of many thousand deliveries is counted, not listed.
+        """
+        objs = list(objs)
+        log = WebhookDelivery.objects.filter(subscription__in=objs).count()
+        named = [
+            format_html("{}: {}", capfirst(self.opts.verbose_name), obj) for obj in objs
+        ]
+        counts = {
+            self.opts.verbose_name_plural: len(objs),
+            WebhookDelivery._meta.verbose_name_plural: log,
+        }
+        return named, counts, set(), []
+
+    def delete_model(self, request: HttpRequest, obj) -> None:
+        webhook_subscription_delete(subscription=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        for subscription in queryset:
+            webhook_subscription_delete(subscription=subscription)
+
+    @admin.action(description=_("Give the selected subscriptions a new secret"))
+    def secret_rotate(self, request: HttpRequest, queryset) -> None:
+        apply_each(
+            self,
+            request,
+            queryset,
+            lambda s: webhook_subscription_secret_rotate(subscription=s),
+            done_message=_(
+                "%(count)d subscriptions have a new secret; give it to their "
+                "receivers, which must check signatures against it from now on."
+            ),
+        )
+
+    @admin.action(description=_("Pause the selected subscriptions"))
+    def deactivate(self, request: HttpRequest, queryset) -> None:
+        apply_each(
+            self,
+            request,
+            queryset,
+            lambda s: webhook_subscription_update(subscription=s, is_active=False),
+            done_message=_("%(count)d subscriptions paused."),
+        )
+
+    @admin.action(description=_("Resume the selected subscriptions"))
+    def activate(self, request: HttpRequest, queryset) -> None:
+        apply_each(
+            self,
+            request,
+            queryset,
+            lambda s: webhook_subscription_update(subscription=s, is_active=True),
+            done_message=_("%(count)d subscriptions resumed."),
+        )
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "subscription",
+        "event",
+        "status",
+        "attempts",
+        "last_status_code",
+        "delivered_at",
+        "next_attempt_at",
+    ]
+    list_filter = ["status", "event", "subscription"]
+    list_select_related = ["subscription"]
+    show_full_result_count = False
+    fields = [
+        "subscription",
+        "event",
+        "status",
+        "attempts",
+        "last_status_code",
+        "delivered_at",
+        "next_attempt_at",
+        "created_at",
+        "attempt_log",
+        "body",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).select_related("subscription")
