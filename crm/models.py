@@ -216,6 +216,11 @@ class Customer(models.Model):
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    # Set by customer_erase: the personal data is gone, the anonymous record of
+    # purchases stays (bookkeeping keeps sales for years).
+    erased_at = models.DateTimeField(
+        _("personal data erased at"), null=True, blank=True
+    )
 
     objects = CustomerQuerySet.as_manager()
 

@@ -1,5 +1,6 @@
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.db.models import QuerySet
@@ -26,7 +27,12 @@ from crm.selectors import (
     customer_loyalty_cards,
     customer_recent_contacts,
 )
-from crm.services import consent_record, customer_create, customer_update
+from crm.services import (
+    consent_record,
+    customer_create,
+    customer_erase,
+    customer_update,
+)
 from crm.services.customers import CUSTOMER_FIELDS
 
 from .base import (
@@ -34,6 +40,8 @@ from .base import (
     ObjectSelectRelatedMixin,
     ReadOnlyAdminMixin,
     ServiceFormMixin,
+    action_with_form,
+    apply_each,
     instance_adopt,
     local_datetime,
     money,
@@ -77,6 +85,17 @@ def _stats(customer: Customer) -> CustomerStats | None:
     return getattr(customer, "stats", None)
 
 
+class ErasureConfirmForm(forms.Form):
+    confirmed = forms.BooleanField(
+        label=_("The request came from these customers themselves"),
+        help_text=_(
+            "Erasing cannot be undone: names, addresses, phone numbers, email "
+            "addresses and interests are gone for good. Sales and statistics stay, "
+            "anonymous."
+        ),
+    )
+
+
 @admin.register(Customer)
 class CustomerAdmin(
     ServiceFormMixin, NoDeleteMixin, ObjectSelectRelatedMixin, admin.ModelAdmin
@@ -109,6 +128,7 @@ class CustomerAdmin(
     list_per_page = 50
     view_on_site = False
     object_select_related = ("stats", "stats__favourite_category", "home_store")
+    actions = ["erase"]
     readonly_fields = [
         "orders",
         "total_spent",
@@ -122,6 +142,7 @@ class CustomerAdmin(
         "stats_updated_at",
         "created_at",
         "updated_at",
+        "erased_at",
     ]
     base_fieldsets = [
         (
@@ -171,8 +192,47 @@ class CustomerAdmin(
                 ]
             },
         ),
-        (_("Record"), {"fields": ["created_at", "updated_at"]}),
+        (_("Record"), {"fields": ["created_at", "updated_at", "erased_at"]}),
     ]
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        # An erased customer's record is shown, never changed (the service refuses).
+        if obj is not None and obj.erased_at is not None:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_erase_permission(self, request: HttpRequest) -> bool:
+        # Erasing is as final as deleting: it takes the permission to delete.
+        return request.user.has_perm("crm.delete_customer")
+
+    @admin.action(
+        description=_("Erase personal data (right to erasure)"),
+        permissions=["erase"],
+    )
+    def erase(self, request: HttpRequest, queryset: QuerySet):
+        def apply(_data: dict[str, Any]) -> None:
+            apply_each(
+                self,
+                request,
+                queryset,
+                lambda customer: customer_erase(customer=customer, by=request.user),
+                done_message=_("Erased the personal data of %(count)d customer(s)."),
+            )
+
+        return action_with_form(
+            self,
+            request,
+            queryset,
+            form_class=ErasureConfirmForm,
+            title=_("Erase personal data"),
+            intro=_(
+                "The personal data of the customers below is erased, their consents "
+                "withdrawn and their loyalty cards blocked; integrations that "
+                "subscribe to customer.erased are told to delete their copy."
+            ),
+            submit_label=_("Erase for good"),
+            apply=apply,
+        )
 
     def get_fieldsets(self, request: HttpRequest, obj: Customer | None = None):
         if obj is None:

@@ -189,6 +189,7 @@ class CustomerSerializer(serializers.ModelSerializer):
             "tags",
             "created_at",
             "updated_at",
+            "erased_at",
             "stats",
             "segments",
             "persona",

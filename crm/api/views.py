@@ -33,6 +33,7 @@ from crm.models import (
     Receipt,
     Store,
 )
+from crm.services import customer_erase
 
 from . import filters, serializers
 from .exceptions import django_errors, drf_errors
@@ -228,6 +229,25 @@ class CustomerViewSet(
 
     def partial_update(self, request, pk=None):
         return self.update(request, pk=pk, partial=True)
+
+    @extend_schema(
+        summary="Erase a customer's personal data (the right to erasure)",
+        description=(
+            "Blanks every field that names, reaches or describes the customer, "
+            "withdraws their consents, blocks their loyalty cards, clears their "
+            "contacts' payloads and tells `customer.erased` subscribers. Sales and "
+            "statistics stay, anonymous. Erasing twice is harmless; an erased "
+            "customer cannot be changed or sold to again. API admins only."
+        ),
+        request=None,
+        responses={200: serializers.CustomerSerializer, **ERROR_RESPONSES},
+    )
+    @action(detail=True, methods=["post"], filterset_class=None, write_roles=ADMINS)
+    def erase(self, request, pk=None):
+        customer = self.get_object()
+        with transaction.atomic():
+            customer = customer_erase(customer=customer, by=request.user)
+            return self._output(customer, status.HTTP_200_OK)
 
     @extend_schema(
         methods=["GET"],

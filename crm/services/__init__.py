@@ -8,6 +8,7 @@ from .contacts import (
     contacts_record_many,
 )
 from .customers import consent_record, customer_create, customer_update
+from .erasure import customer_erase
 from .imports import ImportReport, receipts_import
 from .loyalty import (
     loyalty_card_issue,
@@ -35,6 +36,7 @@ __all__ = [
     "contact_record",
     "contacts_record_many",
     "customer_create",
+    "customer_erase",
     "customer_stats_rebuild",
     "customer_stats_refresh",
     "customer_update",

@@ -9,6 +9,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from crm.errors import customer_erased_refuse
 from crm.models import Contact, Customer, CustomerStats, Receipt, Store
 from crm.rows import row_insert
 
@@ -89,6 +90,7 @@ def contact_build(
     payload: dict[str, Any] | None = None,
 ) -> Contact:
     """A checked, unsaved contact (for contacts_record_many); ValidationError if bad."""
+    customer_erased_refuse(customer)
     contact = Contact(
         customer=customer,
         kind=kind,

@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm.errors import customer_erased_refuse
 from crm.models import Consent, Customer, CustomerStats, Tag
 from crm.webhooks.services import customer_created_emit
 
@@ -113,6 +114,7 @@ def customer_update(
     unknown = set(fields) - CUSTOMER_FIELDS
     if unknown:
         raise TypeError(f"customer_update() got unknown fields: {sorted(unknown)}")
+    customer_erased_refuse(customer)
     if "email" in fields:
         fields["email"] = _normalise_email(fields["email"])
     for name, value in fields.items():
@@ -138,6 +140,7 @@ def consent_record(
     recorded_at=None,
 ) -> Consent:
     """Append a consent decision to the customer's ledger."""
+    customer_erased_refuse(customer)
     if not wording.strip():
         raise ValidationError(
             {

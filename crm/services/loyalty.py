@@ -7,7 +7,7 @@ from django.db.models import F
 from django.utils.translation import gettext as _
 from stdnum import luhn
 
-from crm.errors import field_error
+from crm.errors import customer_erased_refuse, field_error
 from crm.models import Customer, LoyaltyCard, LoyaltyTransaction, Receipt, Store
 from crm.services.contacts import ContactRef, contact_announce
 
@@ -31,6 +31,7 @@ def loyalty_card_issue(
     tier: str = LoyaltyCard.Tier.BASIC,
 ) -> LoyaltyCard:
     """Issue a card, with a generated number unless a pre-printed one is given."""
+    customer_erased_refuse(customer)
     for _attempt in range(5):
         card = LoyaltyCard(
             number=(number or _card_number_generate()).strip(),
@@ -78,6 +79,7 @@ def _announce(card: LoyaltyCard) -> None:
 @transaction.atomic
 def loyalty_card_link(*, card: LoyaltyCard, customer: Customer) -> LoyaltyCard:
     """Register an anonymous card to a customer."""
+    customer_erased_refuse(customer)
     card = LoyaltyCard.objects.select_for_update().get(pk=card.pk)
     if card.customer_id == customer.pk:
         return card

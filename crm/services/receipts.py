@@ -12,6 +12,7 @@ from django.db.models import Field
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm.errors import customer_erased_refuse
 from crm.models import (
     Contact,
     Customer,
@@ -410,6 +411,7 @@ def _receipt_record(
             }
         )
     customer, loyalty_card = _card_resolve(customer, loyalty_card)
+    customer_erased_refuse(customer)
     built = _lines_build(lines)
     total = sum((line.line_total for line in built), Decimal("0.00"))
     if expected_total is not None and _money(expected_total, "total") != total:

@@ -20,6 +20,7 @@ class WebhookEvent(models.TextChoices):
     RECEIPT_CREATED = "receipt.created", _("A sale was recorded")
     CUSTOMER_CREATED = "customer.created", _("A customer was registered")
     PERSONA_CHANGED = "persona.changed", _("A customer's persona changed")
+    CUSTOMER_ERASED = "customer.erased", _("A customer's personal data was erased")
 
 
 class WebhookSubscription(models.Model):

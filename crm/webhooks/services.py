@@ -163,6 +163,51 @@ def receipt_created_emit(
     )
 
 
+def customer_erased_emit(*, customer_id: int, erased_at: datetime) -> None:
+    """Queue customer.erased: receivers delete what they keep about the customer."""
+    webhook_events_emit(
+        event=WebhookEvent.CUSTOMER_ERASED,
+        payloads=[{"id": customer_id, "erased_at": erased_at}],
+    )
+
+
+# Personal fields of the customers named in event payloads.
+PERSONAL_PAYLOAD_KEYS = ("email", "first_name", "last_name")
+
+
+def webhook_deliveries_scrub(*, customer_id: int) -> int:
+    """Blank the customer's personal fields in deliveries not yet sent; returns how
+    many deliveries changed.
+
+    Sent deliveries are the receivers' to delete (customer.erased tells them);
+    pending ones are still ours, and retries would send what was erased.
+    """
+    changed = []
+    pending = WebhookDelivery.objects.filter(
+        status=WebhookDelivery.Status.PENDING, body__contains=f'"id": {customer_id}'
+    )
+    for delivery in pending:
+        body = json.loads(delivery.body)
+        touched = False
+        for payload in body.get("data", []):
+            if _customer_of(payload) != customer_id:
+                continue
+            person = (
+                payload["customer"]
+                if isinstance(payload.get("customer"), dict)
+                else payload
+            )
+            for key in PERSONAL_PAYLOAD_KEYS:
+                if person.get(key) is not None:
+                    person[key] = None
+                    touched = True
+        if touched:
+            delivery.body = json.dumps(body)
+            changed.append(delivery)
+    WebhookDelivery.objects.bulk_update(changed, ["body"])
+    return len(changed)
+
+
 def _customer_of(payload: dict[str, Any]) -> int | None:
     """The id of the customer a payload is about (every event names one or none)."""
     customer = payload.get("customer")
@@ -187,6 +232,11 @@ def _consents_granted(
         .filter(status=Consent.Status.GRANTED)
         .values_list("customer_id", "channel")
     )
+
+
+# Events every subscriber hears whatever its consent channel: they carry nothing
+# personal, and a receiver that markets must act on them.
+CONSENT_EXEMPT_EVENTS = frozenset({WebhookEvent.CUSTOMER_ERASED})
 
 
 def webhook_events_emit(
@@ -250,6 +300,7 @@ def webhook_events_emit(
                 continue
             if (
                 subscription.consent_channel
+                and event not in CONSENT_EXEMPT_EVENTS
                 and (_customer_of(payload), subscription.consent_channel) not in granted
             ):
                 # The receiver markets on a channel this customer did not agree
