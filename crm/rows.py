@@ -9,7 +9,10 @@ load instances with `Model.from_db`, as the ORM does: the instances are the ones
 a queryset returns (saved, deferred nothing, no related objects cached).
 
 Use them where a request makes the same simple lookup every time; anything with
-joins, ordering or conditions stays a queryset.
+joins, ordering or conditions stays a queryset. `row_insert` is for plain models:
+it does not handle `db_default`, generated fields or related instances that were
+unsaved when assigned (none of which the models it serves use). The statements are
+kept per model, for the one database Loyalist runs on.
 """
 
 import functools
@@ -70,7 +73,7 @@ def rows_get(model: type[M], field_name: str, values: Collection) -> list[M]:
         # As the ORM does: a number the column cannot hold matches nothing (the
         # database would refuse the comparison).
         low, high = connection.ops.integer_field_range(kind)
-        params = [value for value in params if low <= value <= high]
+        params = [v for v in params if v is not None and low <= v <= high]
         if not params:
             return []
     sql, names = _select_sql(model, field_name, len(params))

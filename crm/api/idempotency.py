@@ -25,7 +25,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
@@ -132,7 +132,11 @@ def _record(request: Request, scope: str, key: str) -> IdempotencyRecord | None:
 
 
 def idempotent(
-    request: Request, *, scope: str, handler: Callable[[], Response]
+    request: Request,
+    *,
+    scope: str,
+    handler: Callable[[], Response],
+    _tries: int = 2,
 ) -> Response:
     """Run `handler` once per (user, scope, Idempotency-Key) and keep its response."""
     key = _key(request)
@@ -156,7 +160,7 @@ def idempotent(
             return response
     except _KeyTaken:
         record = _record(request, scope, key)
-    except (exceptions.APIException, ValidationError, IntegrityError):
+    except (exceptions.APIException, ValidationError, DatabaseError):
         # A retry can be refused where the first request succeeded, because of
         # what the first did; the first answer stands.
         record = _record(request, scope, key)
@@ -164,8 +168,10 @@ def idempotent(
             raise
     if record is None:
         # The key was purged (days old) between the conflict and this read: it is
-        # free again, and this request's work was rolled back.
-        return idempotent(request, scope=scope, handler=handler)
+        # free again, and this request's work was rolled back. Once more, at most.
+        if _tries <= 1:
+            raise IdempotencyKeyReused()
+        return idempotent(request, scope=scope, handler=handler, _tries=_tries - 1)
     return _replay(record, digest)
 
 

@@ -89,6 +89,19 @@ def _customer_save(customer: Customer, *, update_fields: list[str] | None) -> No
         raise
 
 
+def _erased_refuse_locked(customer: Customer) -> None:
+    """Refuse an erased customer, read under the row's lock: an erasure that
+    commits after the caller loaded `customer` must not have its fields written
+    back."""
+    customer.erased_at = (
+        Customer.objects.select_for_update()
+        .filter(pk=customer.pk)
+        .values_list("erased_at", flat=True)
+        .get()
+    )
+    customer_erased_refuse(customer)
+
+
 @transaction.atomic
 def customer_create(*, tags: list[str] | None = None, **fields: Any) -> Customer:
     """Create a customer (validated) together with its empty statistics row."""
@@ -114,7 +127,7 @@ def customer_update(
     unknown = set(fields) - CUSTOMER_FIELDS
     if unknown:
         raise TypeError(f"customer_update() got unknown fields: {sorted(unknown)}")
-    customer_erased_refuse(customer)
+    _erased_refuse_locked(customer)
     if "email" in fields:
         fields["email"] = _normalise_email(fields["email"])
     for name, value in fields.items():
@@ -140,7 +153,7 @@ def consent_record(
     recorded_at=None,
 ) -> Consent:
     """Append a consent decision to the customer's ledger."""
-    customer_erased_refuse(customer)
+    _erased_refuse_locked(customer)
     if not wording.strip():
         raise ValidationError(
             {

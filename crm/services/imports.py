@@ -55,6 +55,7 @@ from crm.models import (
 )
 
 from .contacts import ContactRef, contact_announce
+from .receipts import receipt_number_sequence
 from .stats import customer_stats_refresh
 
 COLUMNS = (
@@ -74,7 +75,6 @@ ZERO = Decimal("0.00")
 MAX_UNIT_PRICE = Decimal("99999999.99")
 MAX_TOTAL = Decimal("9999999999.99")
 MAX_QUANTITY = 2_147_483_647
-MAX_SEQUENCE = 2**63 - 1
 # Same rule as Store.code, a SlugField of 32.
 STORE_CODE = re.compile(r"[-a-zA-Z0-9_]{1,32}")
 MAX_NUMBER = Receipt._meta.get_field("number").max_length
@@ -870,13 +870,9 @@ def _sequences_advance(
     """
     highest: dict[str, int] = {}
     for store_code, number in todo:
-        prefix = store_code.upper() + "-"
-        if number.startswith(prefix):
-            digits = number[len(prefix) :]
-            if digits.isascii() and digits.isdigit():
-                sequence = int(digits)
-                if highest.get(store_code, 0) < sequence <= MAX_SEQUENCE:
-                    highest[store_code] = sequence
+        sequence = receipt_number_sequence(store_code, number)
+        if sequence is not None and highest.get(store_code, 0) < sequence:
+            highest[store_code] = sequence
     # Primary-key order, so that two imports never deadlock on each other's stores.
     for store_id, sequence in sorted(
         (store_ids[store_code], sequence) for store_code, sequence in highest.items()

@@ -230,6 +230,8 @@ def points_adjust(
     *, card: LoyaltyCard, points: int, note: str, receipt: Receipt | None = None
 ) -> LoyaltyTransaction:
     """Correct a balance by hand or reverse a voided sale; never below zero."""
+    if receipt is None:
+        customer_erased_refuse(card.customer)
     if points == 0:
         raise ValidationError(
             {"points": ValidationError(_("An adjustment cannot be zero."), code="zero")}

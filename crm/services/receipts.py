@@ -144,6 +144,32 @@ def _lines_build(lines: list[LineInput]) -> list[ReceiptLine]:
 
 
 NUMBER_DIGITS = 7
+# The largest sequence the store's column (a PostgreSQL bigint) holds.
+MAX_SEQUENCE = 2**63 - 1
+
+
+def receipt_number_sequence(store_code: str, number: str) -> int | None:
+    """The sequence a number in the store's own format stands for (AMS-0000042:
+    42), or None for a number in any other format."""
+    prefix = f"{store_code.upper()}-"
+    if not number.startswith(prefix):
+        return None
+    digits = number[len(prefix) :]
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    sequence = int(digits)
+    return sequence if 0 < sequence <= MAX_SEQUENCE else None
+
+
+def _sequence_advance(store: Store, number: str) -> None:
+    """Move the store's sequence past a given number in its own format, so that
+    the store never hands the same number out later (which would fail the unique
+    constraint on every numbered sale after it)."""
+    sequence = receipt_number_sequence(store.code, number)
+    if sequence is not None:
+        Store.objects.filter(pk=store.pk, receipt_sequence__lt=sequence).update(
+            receipt_sequence=sequence
+        )
 
 
 def _receipt_number_assign(receipt: Receipt, store: Store) -> None:
@@ -199,7 +225,7 @@ def _writes_once(*, number: str | None, idempotency_key: str | None) -> bool:
     return connection.vendor == "postgresql" and not number and not idempotency_key
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)
 def _lines_insert_sql(count: int) -> tuple[str, str, list[Field]]:
     """INSERT of `count` lines under a new receipt id, in two parts for the stock
     statement to go between, and the fields it takes."""
@@ -558,6 +584,8 @@ def _receipt_record(
         _receipt_insert_numbered(receipt, store)
     elif not number:
         _receipt_number_assign(receipt, store)
+    else:
+        _sequence_advance(store, number)
     # The lines with their products, so callers answer without reading them back.
     receipt.recorded_lines = built
     if receipt.email_status == Receipt.EmailStatus.PENDING:
@@ -652,13 +680,16 @@ def receipt_void(
     receipt.save(update_fields=["status", "voided_at", "void_reason"])
     _stock_move(list(receipt.lines.all()), sign=1)
     if receipt.customer_id is not None:
-        contact_record(
-            customer=receipt.customer,
-            kind=Contact.Kind.PURCHASE_VOIDED,
-            channel=receipt.channel,
-            store=receipt.store,
-            receipt=receipt,
-            payload={"reason": receipt.void_reason, "by": getattr(by, "pk", None)},
-        )
+        if receipt.customer.erased_at is None:
+            contact_record(
+                customer=receipt.customer,
+                kind=Contact.Kind.PURCHASE_VOIDED,
+                channel=receipt.channel,
+                store=receipt.store,
+                receipt=receipt,
+                payload={"reason": receipt.void_reason, "by": getattr(by, "pk", None)},
+            )
+        # An erased customer's sale is still voided (goods come back, the books
+        # must balance); only no contact is recorded about them.
         customer_stats_refresh(customer_ids=[receipt.customer_id])
     return receipt

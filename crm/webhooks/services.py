@@ -175,37 +175,71 @@ def customer_erased_emit(*, customer_id: int, erased_at: datetime) -> None:
 PERSONAL_PAYLOAD_KEYS = ("email", "first_name", "last_name")
 
 
-def webhook_deliveries_scrub(*, customer_id: int) -> int:
-    """Blank the customer's personal fields in deliveries not yet sent; returns how
-    many deliveries changed.
+# Events whose payloads carry a customer's email or names.
+PERSONAL_EVENTS = frozenset(
+    {
+        WebhookEvent.CUSTOMER_CREATED,
+        WebhookEvent.SEGMENT_ENTERED,
+        WebhookEvent.SEGMENT_EXITED,
+        WebhookEvent.PERSONA_CHANGED,
+    }
+)
 
-    Sent deliveries are the receivers' to delete (customer.erased tells them);
-    pending ones are still ours, and retries would send what was erased.
+
+def _body_scrub(body: dict[str, Any], customer_ids: set[int]) -> bool:
+    """Blank the personal fields of these customers in a delivery body; whether
+    anything changed."""
+    touched = False
+    for payload in body.get("data", []):
+        if _customer_of(payload) not in customer_ids:
+            continue
+        customer = payload.get("customer")
+        person = customer if isinstance(customer, dict) else payload
+        for key in PERSONAL_PAYLOAD_KEYS:
+            if person.get(key) is not None:
+                person[key] = None
+                touched = True
+    return touched
+
+
+def webhook_deliveries_scrub(*, customer_id: int) -> int:
+    """Blank the customer's personal fields in the delivery log; returns how many
+    deliveries changed.
+
+    Pending deliveries would otherwise send what was erased; sent ones are the
+    receivers' to delete (customer.erased tells them), and our log of them must
+    not keep it either. A retry signs the body as it then is.
     """
     changed = []
-    pending = WebhookDelivery.objects.filter(
-        status=WebhookDelivery.Status.PENDING, body__contains=f'"id": {customer_id}'
+    mentioning = WebhookDelivery.objects.filter(
+        event__in=PERSONAL_EVENTS, body__contains=f'"id": {customer_id}'
     )
-    for delivery in pending:
+    for delivery in mentioning:
         body = json.loads(delivery.body)
-        touched = False
-        for payload in body.get("data", []):
-            if _customer_of(payload) != customer_id:
-                continue
-            person = (
-                payload["customer"]
-                if isinstance(payload.get("customer"), dict)
-                else payload
-            )
-            for key in PERSONAL_PAYLOAD_KEYS:
-                if person.get(key) is not None:
-                    person[key] = None
-                    touched = True
-        if touched:
+        if _body_scrub(body, {customer_id}):
             delivery.body = json.dumps(body)
             changed.append(delivery)
     WebhookDelivery.objects.bulk_update(changed, ["body"])
     return len(changed)
+
+
+def _erased_scrub(delivery: WebhookDelivery) -> None:
+    """Before sending: blank customers erased since the delivery was queued (an
+    emitter that read their email just before the erasure committed)."""
+    from crm.models import Customer
+
+    if delivery.event not in PERSONAL_EVENTS:
+        return
+    body = json.loads(delivery.body)
+    named = {_customer_of(payload) for payload in body.get("data", [])} - {None}
+    erased = set(
+        Customer.objects.filter(pk__in=named, erased_at__isnull=False).values_list(
+            "pk", flat=True
+        )
+    )
+    if erased and _body_scrub(body, erased):
+        delivery.body = json.dumps(body)
+        delivery.save(update_fields=["body"])
 
 
 def _customer_of(payload: dict[str, Any]) -> int | None:
@@ -446,6 +480,7 @@ def webhook_delivery_attempt(*, delivery_id: int, now: datetime | None = None) -
         if delivery.next_attempt_at and delivery.next_attempt_at > now:
             return "not_due"
         subscription = delivery.subscription
+        _erased_scrub(delivery)
         body = delivery.body.encode()
         started = time.monotonic()
         status_code, error = _post(

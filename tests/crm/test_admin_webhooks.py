@@ -7,7 +7,7 @@ from crm.webhooks.models import WebhookDelivery, WebhookSubscription
 from crm.webhooks.services import webhook_subscription_create
 from segments.services import segment_create
 
-from .test_admin import admin_url, get_counted, messages_of
+from .test_admin import admin_url, get_counted, messages_of, staff_with
 
 pytestmark = pytest.mark.django_db
 
@@ -199,3 +199,21 @@ def test_the_delivery_log_is_read_only_and_its_queries_do_not_grow(
         ).status_code
         == 403
     )
+
+
+def test_staff_who_may_only_view_neither_act_nor_see_the_secret(client, subscription):
+    staff_with(client, "view_webhooksubscription")
+    secret = subscription.secret
+
+    listing = client.get(admin_url("webhooksubscription", "changelist"))
+    page = client.get(admin_url("webhooksubscription", "change", subscription.pk))
+    client.post(
+        admin_url("webhooksubscription", "changelist"),
+        {"action": "secret_rotate", ACTION_CHECKBOX_NAME: [subscription.pk]},
+    )
+
+    assert listing.status_code == page.status_code == 200
+    assert listing.context["action_form"] is None
+    assert secret not in page.content.decode()
+    subscription.refresh_from_db()
+    assert subscription.secret == secret

@@ -82,3 +82,9 @@ def test_row_insert_stores_what_save_stores(store):
     }
     assert stored[inserted.pk] == stored[saved.pk]
     assert stored[inserted.pk]["payload"] == {"note": "row_insert"}
+
+
+def test_a_null_key_finds_nothing_without_asking(store):
+    with CaptureQueriesContext(connection) as queries:
+        assert row_get(Customer, "pk", None) is None
+    assert len(queries) == 0

@@ -462,6 +462,32 @@ def test_receipt_numbers_count_up_per_store_past_seven_digits(store, products, k
     )
 
 
+@pytest.mark.embedded
+def test_a_given_number_in_the_stores_format_moves_its_sequence_on(store, products):
+    given = receipt_record(
+        store=store,
+        payment_method="cash",
+        lines=[LineInput("BAG-1", 1)],
+        number="AMS-0000001",
+    )
+
+    # Without moving the sequence on, the store would hand out AMS-0000001 again
+    # and every numbered sale after it would fail.
+    numbered = receipt_record(
+        store=store, payment_method="cash", lines=[LineInput("BAG-1", 1)]
+    )
+
+    assert (given.number, numbered.number) == ("AMS-0000001", "AMS-0000002")
+    other_format = receipt_record(
+        store=store,
+        payment_method="cash",
+        lines=[LineInput("BAG-1", 1)],
+        number="TILL3-000777",
+    )
+    assert other_format.number == "TILL3-000777"
+    assert Store.objects.get(pk=store.pk).receipt_sequence == 2
+
+
 def _table_writes(table: str) -> tuple[int, int]:
     """Rows this transaction inserted into and updated in `table` (PostgreSQL)."""
     with connection.cursor() as cursor:
