@@ -144,6 +144,16 @@ def desk_customer_identify(*, query: str) -> Identification:
             .filter(number=digits)
             .first()
         )
+        if card is not None and card.customer and card.customer.erased_at:
+            # The card ties purchases to the person; the erasure blocked it.
+            return Identification(
+                query=query,
+                error=_(
+                    "Card %(number)s was closed when its holder's personal data was "
+                    "erased; register them again below if they wish."
+                )
+                % {"number": digits},
+            )
         if card is not None:
             return Identification(query=query, customer=card.customer, card=card)
 

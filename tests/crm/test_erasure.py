@@ -11,6 +11,7 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from crm.api.models import IdempotencyRecord
+from crm.desk.selectors import desk_customer_identify
 from crm.models import (
     Consent,
     Contact,
@@ -388,3 +389,13 @@ def test_a_delivery_queued_just_before_the_erasure_is_sent_without_the_person(
 
     (sent,) = [json.loads(body) for _headers, body in receiver.requests]
     assert sent["data"] == [{"id": joe.pk, "email": None}]
+
+
+def test_the_till_no_longer_finds_the_record_by_the_persons_card(joe):
+    card = LoyaltyCard.objects.get(customer=joe)
+    customer_erase(customer=joe)
+
+    found = desk_customer_identify(query=card.number)
+
+    assert not found.found
+    assert "erased" in found.error
