@@ -1,4 +1,5 @@
-"""Reads for one use case each: the admin's customer and loyalty card pages.
+"""Reads for one use case each: the admin's customer and loyalty card pages, and a
+customer's data export.
 
 Every selector returns a list, so the page runs each query exactly once however
 often the template walks the rows. A customer may have thousands of contacts and
@@ -7,6 +8,13 @@ start with the customer (or card) and the time.
 """
 
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Model, Prefetch
+from django.utils import timezone
+from phonenumber_field.phonenumber import PhoneNumber
 
 from crm.models import (
     Channel,
@@ -16,6 +24,8 @@ from crm.models import (
     CustomerCategoryStats,
     LoyaltyCard,
     LoyaltyTransaction,
+    Receipt,
+    ReceiptLine,
 )
 
 RECENT_CONTACTS = 20
@@ -100,3 +110,141 @@ def loyalty_card_recent_transactions(
         .select_related("receipt")
         .order_by("-created_at", "-id")[:limit]
     )
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON carries it: amounts as exact strings, times in ISO 8601."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, PhoneNumber):
+        return value.as_e164 if value.is_valid() else str(value)
+    return value
+
+
+def _fields(instance: Model, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        field.name: _plain(
+            getattr(instance, field.attname)
+            if field.is_relation
+            else getattr(instance, field.name)
+        )
+        for field in instance._meta.concrete_fields
+        if field.name not in exclude
+    }
+
+
+def customer_data_export(*, customer: Customer) -> dict[str, Any]:
+    """Everything Loyalist holds about a customer, for their access request.
+
+    What the customer gave (profile, consents), what they did (sales with their
+    lines, card ledger, contacts) and what Loyalist made of it (statistics,
+    segments, persona). A fixed number of queries, however long the history.
+    """
+    from personas.models import PersonaAssignment
+    from segments.models import CustomerSegmentState, Segment
+
+    customer = (
+        Customer.objects.select_related("home_store", "stats")
+        .prefetch_related("tags")
+        .get(pk=customer.pk)
+    )
+    profile = _fields(customer, exclude=("home_store",))
+    profile["home_store"] = customer.home_store.code if customer.home_store else None
+    profile["tags"] = sorted(tag.slug for tag in customer.tags.all())
+    receipts = (
+        Receipt.objects.filter(customer=customer)
+        .select_related("store", "loyalty_card")
+        .prefetch_related(
+            Prefetch("lines", queryset=ReceiptLine.objects.select_related("product"))
+        )
+        .order_by("purchased_at", "pk")
+    )
+    cards = LoyaltyCard.objects.filter(customer=customer).prefetch_related(
+        Prefetch(
+            "transactions",
+            queryset=LoyaltyTransaction.objects.select_related("receipt").order_by(
+                "created_at", "pk"
+            ),
+        )
+    )
+    state = CustomerSegmentState.objects.filter(customer=customer).first()
+    segment_ids = state.segment_ids if state else []
+    assignment = (
+        PersonaAssignment.objects.filter(customer=customer)
+        .select_related("persona")
+        .first()
+    )
+    stats = getattr(customer, "stats", None)
+    return {
+        "exported_at": _plain(timezone.now()),
+        "customer": profile,
+        "consents": [
+            _fields(consent, exclude=("customer", "recorded_by"))
+            for consent in customer.consents.order_by("recorded_at", "pk")
+        ],
+        "receipts": [
+            {
+                **_fields(
+                    receipt,
+                    exclude=(
+                        "customer",
+                        "clerk",
+                        "store",
+                        "loyalty_card",
+                        "idempotency_key",
+                    ),
+                ),
+                "store": receipt.store.code,
+                "loyalty_card": receipt.loyalty_card.number
+                if receipt.loyalty_card
+                else None,
+                "lines": [
+                    {
+                        "sku": line.product.sku,
+                        "product": line.product.name,
+                        "quantity": line.quantity,
+                        "unit_price": _plain(line.unit_price),
+                        "discount": _plain(line.discount),
+                        "line_total": _plain(line.line_total),
+                    }
+                    for line in receipt.lines.all()
+                ],
+            }
+            for receipt in receipts
+        ],
+        "loyalty_cards": [
+            {
+                **_fields(card, exclude=("customer", "issuing_store")),
+                "transactions": [
+                    {
+                        "kind": t.kind,
+                        "points": t.points,
+                        "receipt": t.receipt.number if t.receipt else None,
+                        "note": t.note,
+                        "created_at": _plain(t.created_at),
+                    }
+                    for t in card.transactions.all()
+                ],
+            }
+            for card in cards
+        ],
+        "contacts": [
+            {
+                "kind": contact.kind,
+                "channel": contact.channel,
+                "occurred_at": _plain(contact.occurred_at),
+                "store": contact.store.code if contact.store else None,
+                "payload": contact.payload,
+            }
+            for contact in customer.contacts.select_related("store").order_by(
+                "occurred_at", "pk"
+            )
+        ],
+        "statistics": _fields(stats, exclude=("customer",)) if stats else None,
+        "segments": sorted(
+            Segment.objects.filter(pk__in=segment_ids).values_list("slug", flat=True)
+        ),
+        "persona": assignment.persona.slug if assignment else None,
+    }

@@ -4,7 +4,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.phonenumber import PhoneNumber
@@ -24,6 +24,7 @@ from crm.selectors import (
     customer_category_stats,
     customer_consent_ledger,
     customer_current_consents,
+    customer_data_export,
     customer_loyalty_cards,
     customer_recent_contacts,
 )
@@ -85,6 +86,10 @@ def _stats(customer: Customer) -> CustomerStats | None:
     return getattr(customer, "stats", None)
 
 
+# Customers one export action downloads at most (an access request names one).
+EXPORT_MAX = 50
+
+
 class ErasureConfirmForm(forms.Form):
     confirmed = forms.BooleanField(
         label=_("The request came from these customers themselves"),
@@ -128,7 +133,7 @@ class CustomerAdmin(
     list_per_page = 50
     view_on_site = False
     object_select_related = ("stats", "stats__favourite_category", "home_store")
-    actions = ["erase"]
+    actions = ["export", "erase"]
     readonly_fields = [
         "orders",
         "total_spent",
@@ -200,6 +205,25 @@ class CustomerAdmin(
         if obj is not None and obj.erased_at is not None:
             return False
         return super().has_change_permission(request, obj)
+
+    @admin.action(
+        description=_("Download personal data (access request, JSON)"),
+        permissions=["view"],
+    )
+    def export(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
+        exports = [customer_data_export(customer=c) for c in queryset[:EXPORT_MAX]]
+        response = JsonResponse(
+            exports[0] if len(exports) == 1 else exports,
+            safe=False,
+            json_dumps_params={"indent": 2, "ensure_ascii": False},
+        )
+        name = (
+            f"customer-{exports[0]['customer']['id']}.json"
+            if len(exports) == 1
+            else "customers.json"
+        )
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
 
     def has_erase_permission(self, request: HttpRequest) -> bool:
         # Erasing is as final as deleting: it takes the permission to delete.

@@ -33,6 +33,7 @@ from crm.models import (
     Receipt,
     Store,
 )
+from crm.selectors import customer_data_export
 from crm.services import customer_erase
 
 from . import filters, serializers
@@ -229,6 +230,27 @@ class CustomerViewSet(
 
     def partial_update(self, request, pk=None):
         return self.update(request, pk=pk, partial=True)
+
+    @extend_schema(
+        summary="Everything held about a customer (for their access request)",
+        description=(
+            "Profile, consent ledger, sales with their lines, loyalty cards with "
+            "their ledgers, contacts, statistics, segments and persona, as one JSON "
+            "document. API admins only."
+        ),
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    @action(detail=True, methods=["get"], filterset_class=None, read_roles=ADMINS)
+    def export(self, request, pk=None):
+        customer = self.get_object()
+        return Response(
+            customer_data_export(customer=customer),
+            headers={
+                "Content-Disposition": (
+                    f'attachment; filename="customer-{customer.pk}.json"'
+                )
+            },
+        )
 
     @extend_schema(
         summary="Erase a customer's personal data (the right to erasure)",

@@ -1,4 +1,4 @@
-"""POST /customers/{id}/erase/: API admins only, answers with the erased record."""
+"""POST /customers/{id}/erase/ and GET /customers/{id}/export/: API admins only."""
 
 import pytest
 
@@ -56,3 +56,17 @@ def test_an_erased_customer_cannot_be_changed_over_the_api(api_admin, shopper):
 
 def test_erasing_an_unknown_customer_is_404(api_admin):
     assert api_admin.post(URL.format(999_999)).status_code == 404
+
+
+def test_the_export_is_for_api_admins(api_admin, till, reader, marketer, shopper):
+    url = f"/api/v1/customers/{shopper.pk}/export/"
+
+    response = api_admin.get(url)
+
+    assert response.status_code == 200
+    assert response.json()["customer"]["email"] == "jo@example.com"
+    assert response["Content-Disposition"] == (
+        f'attachment; filename="customer-{shopper.pk}.json"'
+    )
+    for client in (till, reader, marketer):
+        assert client.get(url).status_code == 403
