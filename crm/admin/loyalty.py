@@ -5,7 +5,12 @@ from django.utils.translation import gettext_lazy as _
 
 from crm.models import LoyaltyCard, LoyaltyTransaction
 from crm.selectors import RECENT_CARD_TRANSACTIONS, loyalty_card_recent_transactions
-from crm.services import loyalty_card_issue, loyalty_card_link, points_adjust
+from crm.services import (
+    loyalty_card_issue,
+    loyalty_card_link,
+    loyalty_card_status_set,
+    points_adjust,
+)
 
 from .base import (
     NoDeleteMixin,
@@ -64,7 +69,7 @@ class LoyaltyCardAdmin(
         "A card number, the customer's exact email address, or part of the name."
     )
     autocomplete_fields = ["customer", "issuing_store"]
-    actions = ["adjust_points"]
+    actions = ["adjust_points", "block", "report_lost", "reactivate"]
     show_full_result_count = False
     list_per_page = 100
     object_select_related = ("customer", "issuing_store")
@@ -130,6 +135,47 @@ class LoyaltyCardAdmin(
 
     def has_adjust_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("crm.change_loyaltycard")
+
+    def _status_set(self, request: HttpRequest, queryset, status: str, done: str):
+        apply_each(
+            self,
+            request,
+            queryset,
+            lambda card: loyalty_card_status_set(card=card, status=status),
+            done_message=done,
+        )
+
+    @admin.action(description=_("Block selected cards"), permissions=["adjust"])
+    def block(self, request: HttpRequest, queryset) -> None:
+        self._status_set(
+            request,
+            queryset,
+            LoyaltyCard.Status.BLOCKED,
+            _("Blocked %(count)d card(s); the tills refuse them."),
+        )
+
+    @admin.action(description=_("Report selected cards lost"), permissions=["adjust"])
+    def report_lost(self, request: HttpRequest, queryset) -> None:
+        self._status_set(
+            request,
+            queryset,
+            LoyaltyCard.Status.LOST,
+            _(
+                "Reported %(count)d card(s) lost; issue new ones and move the points "
+                "over with an adjustment."
+            ),
+        )
+
+    @admin.action(
+        description=_("Make selected cards usable again"), permissions=["adjust"]
+    )
+    def reactivate(self, request: HttpRequest, queryset) -> None:
+        self._status_set(
+            request,
+            queryset,
+            LoyaltyCard.Status.ACTIVE,
+            _("%(count)d card(s) can be used again."),
+        )
 
     @admin.action(
         description=_("Adjust points of selected cards"), permissions=["adjust"]

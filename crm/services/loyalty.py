@@ -243,3 +243,32 @@ def points_adjust(
         receipt=receipt,
         note=note,
     )
+
+
+@transaction.atomic
+def loyalty_card_status_set(*, card: LoyaltyCard, status: str) -> LoyaltyCard:
+    """Block a card, report it lost, or make it usable again.
+
+    A blocked or lost card is refused at the till and by the API; its points stay
+    on its ledger (issue a new card and move them over with an adjustment). A
+    card whose holder's personal data was erased stays closed.
+    """
+    if status not in LoyaltyCard.Status.values:
+        raise field_error(
+            "status",
+            _("Status must be one of %(choices)s."),
+            "invalid_choice",
+            choices=", ".join(LoyaltyCard.Status.values),
+        )
+    card = (
+        LoyaltyCard.objects.select_for_update(of=("self",))
+        .select_related("customer")
+        .get(pk=card.pk)
+    )
+    if status == LoyaltyCard.Status.ACTIVE:
+        customer_erased_refuse(card.customer, field="loyalty_card")
+    if card.status != status:
+        card.status = status
+        card.save(update_fields=["status"])
+        _announce(card)
+    return card

@@ -16,7 +16,7 @@ from crm.models import Customer
 
 from ..models import Segment, SegmentEvent
 from ..selectors import segment_member_list, segment_preview
-from ..services import recompute_later
+from ..services import recompute_later, segment_delete
 from ..services.segments import rules_from_input
 from . import filters, serializers
 from .services import api_segment_create, api_segment_update
@@ -40,6 +40,10 @@ from .services import api_segment_create, api_segment_update
         request=serializers.SegmentInputSerializer,
         responses={200: serializers.SegmentSerializer, **ERROR_RESPONSES},
     ),
+    destroy=extend_schema(
+        summary="Delete a segment and its history (refused while a rule uses it)",
+        responses={204: None, **ERROR_RESPONSES},
+    ),
 )
 class SegmentViewSet(
     ApiViewSetMixin,
@@ -47,7 +51,8 @@ class SegmentViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Segments. Deactivate one with `is_active: false`; its members leave it."""
+    """Segments. Deactivate one with `is_active: false` (its members leave it, its
+    history stays) or delete it with its history."""
 
     queryset = Segment.objects.none()
     serializer_class = serializers.SegmentSerializer
@@ -83,6 +88,10 @@ class SegmentViewSet(
 
     def partial_update(self, request, slug=None):
         return self.update(request, slug=slug, partial=True)
+
+    def destroy(self, request, slug=None):
+        segment_delete(segment=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
         summary="Count and sample the customers a rule matches, without saving",

@@ -14,6 +14,7 @@ from .segments import (
     recompute_later,
     segment_create,
     segment_deactivate,
+    segment_delete,
     segment_update,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "rfm_thresholds_compute",
     "segment_create",
     "segment_deactivate",
+    "segment_delete",
     "segment_update",
 ]

@@ -6,7 +6,7 @@ from django.utils.translation import gettext as _
 
 from crm.errors import field_error
 
-from ..compiler import rule_check
+from ..compiler import rule_check, segment_references
 from ..fields import RuleError
 from ..models import Segment
 from ..query import QuerySyntaxError, parse
@@ -144,3 +144,37 @@ def segment_deactivate(*, segment: Segment) -> Segment:
     if segment.is_active:
         segment_update(segment=segment, is_active=False)
     return segment
+
+
+@transaction.atomic
+def segment_delete(*, segment: Segment) -> None:
+    """Delete a segment and its history, unless a rule still refers to it.
+
+    Another segment's or a persona's rule that names it must change first (the
+    error names them). The customers' arrays lose its id in the recompute this
+    starts; until then readers skip it, as they skip an inactive segment.
+    """
+    from personas.models import Persona
+
+    slug = segment.slug
+    users = sorted(
+        f"segment {other.slug}"
+        for other in Segment.objects.exclude(pk=segment.pk).only("slug", "rules")
+        if slug in segment_references(other.rules)
+    ) + sorted(
+        f"persona {persona.slug}"
+        for persona in Persona.objects.only("slug", "rules")
+        if slug in segment_references(persona.rules)
+    )
+    if users:
+        raise field_error(
+            "segment",
+            _("%(slug)s is used by the rules of %(users)s; change those first."),
+            "segment_in_use",
+            slug=slug,
+            users=", ".join(users),
+        )
+    was_active = segment.is_active
+    segment.delete()
+    if was_active:
+        recompute_later()

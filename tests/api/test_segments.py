@@ -1,4 +1,6 @@
-from segments.models import Segment
+from personas.services import persona_create
+from segments.models import CustomerSegmentState, Segment, SegmentEvent
+from segments.services.engine import recompute_all
 from tests.crm.factories import CustomerFactory
 from tests.segments.factories import (
     SegmentEventFactory,
@@ -135,3 +137,49 @@ def test_segment_filter_and_list_query_count(reader, django_assert_max_num_queri
         response = reader.get(URL, {"kind": "journey"})
 
     assert [s["slug"] for s in response.json()["results"]] == ["a"]
+
+
+def test_deleting_a_segment_drops_it_its_history_and_its_members_arrays(marketer):
+    membership = membership_create(segment__slug="old-promo")
+    segment = membership.segment
+
+    response = marketer.delete(f"{URL}old-promo/")
+    recompute_all()
+
+    assert response.status_code == 204
+    assert not Segment.objects.filter(slug="old-promo").exists()
+    assert not SegmentEvent.objects.filter(segment_id=segment.pk).exists()
+    assert not CustomerSegmentState.objects.filter(
+        segment_ids__contains=[segment.pk]
+    ).exists()
+    assert marketer.get(f"{URL}old-promo/").status_code == 404
+
+
+def test_a_segment_a_rule_still_uses_is_not_deleted(marketer):
+    SegmentFactory(slug="shoe-lovers")
+    SegmentFactory(
+        slug="loyal-shoe-lovers",
+        rules={"field": "segment", "op": "in", "value": ["shoe-lovers"]},
+    )
+    persona_create(
+        name="Nina",
+        rules={"field": "segment", "op": "in", "value": ["shoe-lovers"]},
+        recompute=False,
+    )
+
+    response = marketer.delete(f"{URL}shoe-lovers/")
+
+    assert response.status_code == 400
+    assert errors_of(response) == [("segment", "segment_in_use")]
+    message = response.json()["errors"][0]["message"]
+    assert "segment loyal-shoe-lovers" in message
+    assert "persona nina" in message
+    assert Segment.objects.filter(slug="shoe-lovers").exists()
+
+
+def test_only_marketers_and_admins_delete_segments(till, reader):
+    SegmentFactory(slug="keep")
+
+    for client in (till, reader):
+        assert client.delete(f"{URL}keep/").status_code == 403
+    assert Segment.objects.filter(slug="keep").exists()
