@@ -8,6 +8,7 @@ from crm.selectors import RECENT_CARD_TRANSACTIONS, loyalty_card_recent_transact
 from crm.services import (
     loyalty_card_issue,
     loyalty_card_link,
+    loyalty_card_replace,
     loyalty_card_status_set,
     points_adjust,
 )
@@ -69,7 +70,7 @@ class LoyaltyCardAdmin(
         "A card number, the customer's exact email address, or part of the name."
     )
     autocomplete_fields = ["customer", "issuing_store"]
-    actions = ["adjust_points", "block", "report_lost", "reactivate"]
+    actions = ["adjust_points", "replace", "block", "report_lost", "reactivate"]
     show_full_result_count = False
     list_per_page = 100
     object_select_related = ("customer", "issuing_store")
@@ -143,6 +144,23 @@ class LoyaltyCardAdmin(
             queryset,
             lambda card: loyalty_card_status_set(card=card, status=status),
             done_message=done,
+        )
+
+    @admin.action(
+        description=_("Replace selected cards (lost or damaged)"),
+        permissions=["adjust"],
+    )
+    def replace(self, request: HttpRequest, queryset) -> None:
+        def one(card: LoyaltyCard) -> None:
+            new = loyalty_card_replace(card=card)
+            self.message_user(
+                request,
+                _("Card %(old)s is replaced by %(new)s, with its %(points)d points.")
+                % {"old": card.number, "new": new.number, "points": new.points},
+            )
+
+        apply_each(
+            self, request, queryset, one, done_message=_("Replaced %(count)d card(s).")
         )
 
     @admin.action(description=_("Block selected cards"), permissions=["adjust"])

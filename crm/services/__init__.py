@@ -13,6 +13,7 @@ from .imports import ImportReport, receipts_import
 from .loyalty import (
     loyalty_card_issue,
     loyalty_card_link,
+    loyalty_card_replace,
     loyalty_card_status_set,
     points_adjust,
     points_earn,
@@ -43,6 +44,7 @@ __all__ = [
     "customer_update",
     "loyalty_card_issue",
     "loyalty_card_link",
+    "loyalty_card_replace",
     "loyalty_card_status_set",
     "points_adjust",
     "points_earn",

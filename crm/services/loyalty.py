@@ -272,3 +272,46 @@ def loyalty_card_status_set(*, card: LoyaltyCard, status: str) -> LoyaltyCard:
         card.save(update_fields=["status"])
         _announce(card)
     return card
+
+
+@transaction.atomic
+def loyalty_card_replace(
+    *, card: LoyaltyCard, number: str | None = None, store: Store | None = None
+) -> LoyaltyCard:
+    """Replace a lost or damaged card: a new card for the same holder and tier,
+    with the old card's points moved over on both ledgers; the old card is
+    reported lost. `number` takes a pre-printed card; `store` is where it is
+    handed out (the old card's store by default)."""
+    card = (
+        LoyaltyCard.objects.select_for_update(of=("self",))
+        .select_related("customer", "issuing_store")
+        .get(pk=card.pk)
+    )
+    customer_erased_refuse(card.customer, field="loyalty_card")
+    new = loyalty_card_issue(
+        number=number,
+        customer=card.customer,
+        store=store or card.issuing_store,
+        tier=card.tier,
+    )
+    if card.points:
+        moved = card.points
+        _points_apply(
+            card=card,
+            kind=LoyaltyTransaction.Kind.ADJUSTED,
+            points=-moved,
+            receipt=None,
+            note=f"Moved to card {new.number}",
+            announce=False,
+        )
+        _points_apply(
+            card=new,
+            kind=LoyaltyTransaction.Kind.ADJUSTED,
+            points=moved,
+            receipt=None,
+            note=f"Moved from card {card.number}",
+        )
+    if card.status == LoyaltyCard.Status.ACTIVE:
+        card.status = LoyaltyCard.Status.LOST
+        card.save(update_fields=["status"])
+    return new

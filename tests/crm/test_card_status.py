@@ -8,7 +8,9 @@ from crm.models import LoyaltyCard, Receipt
 from crm.services import (
     LineInput,
     customer_erase,
+    loyalty_card_replace,
     loyalty_card_status_set,
+    points_earn,
     receipt_record,
 )
 from segments.models import DirtyCustomer
@@ -81,3 +83,50 @@ def test_the_admin_reports_cards_lost_and_makes_them_usable_again(admin_client, 
 
     admin_client.post(url, {"action": "reactivate", ACTION_CHECKBOX_NAME: [card.pk]})
     assert LoyaltyCard.objects.get(pk=card.pk).status == LoyaltyCard.Status.ACTIVE
+
+
+@pytest.mark.embedded
+def test_a_replacement_card_takes_over_the_points_and_the_old_one_is_lost(
+    card, store, products
+):
+    points_earn(card=card, points=120)
+
+    new = loyalty_card_replace(card=card, number="1234567812345670")
+
+    card.refresh_from_db()
+    assert (new.number, new.customer, new.tier) == (
+        "1234567812345670",
+        card.customer,
+        card.tier,
+    )
+    assert (card.points, new.points, card.status) == (0, 120, LoyaltyCard.Status.LOST)
+    # Both ledgers still add up to their balances.
+    for each in (card, new):
+        assert each.points == sum(each.transactions.values_list("points", flat=True))
+    assert sale_with(new, store).points_earned == 24
+
+
+def test_the_admin_replaces_a_card_and_says_with_which(admin_client, card):
+    points_earn(card=card, points=30)
+
+    response = admin_client.post(
+        admin_url("loyaltycard", "changelist"),
+        {"action": "replace", ACTION_CHECKBOX_NAME: [card.pk]},
+    )
+
+    new = LoyaltyCard.objects.exclude(pk=card.pk).get()
+    assert new.points == 30
+    assert any(
+        f"replaced by {new.number}, with its 30 points" in m
+        for m in messages_of(response)
+    )
+
+
+def test_an_erased_holders_card_is_not_replaced(joe):
+    card = LoyaltyCard.objects.get(customer=joe)
+    customer_erase(customer=joe)
+
+    with pytest.raises(ValidationError):
+        loyalty_card_replace(card=card)
+
+    assert LoyaltyCard.objects.filter(customer=joe).count() == 1
