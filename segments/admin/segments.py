@@ -2,22 +2,23 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.text import capfirst
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from crm.admin.base import NoDeleteMixin, ServiceFormMixin, instance_adopt
+from crm.admin.base import ServiceFormMixin, error_messages, instance_adopt
 from crm.models import Customer
 
 from ..fields import FIELDS
 from ..forms import SegmentForm, check_rule
-from ..models import Segment
+from ..models import Segment, SegmentEvent
 from ..selectors import (
     segment_explain,
     segment_is_member,
@@ -25,7 +26,12 @@ from ..selectors import (
     segment_overlaps,
     segment_preview,
 )
-from ..services import recompute_later, segment_create, segment_update
+from ..services import (
+    recompute_later,
+    segment_create,
+    segment_delete,
+    segment_update,
+)
 from .panels import segment_min_size, segment_size_chart
 
 PREVIEW_SAMPLE = 20
@@ -44,7 +50,7 @@ def _sample_row(customer: Customer) -> dict[str, Any]:
 
 
 @admin.register(Segment)
-class SegmentAdmin(ServiceFormMixin, NoDeleteMixin, admin.ModelAdmin):
+class SegmentAdmin(ServiceFormMixin, admin.ModelAdmin):
     """Segments are written through the services; "Preview" shows who would match."""
 
     form = SegmentForm
@@ -213,6 +219,43 @@ class SegmentAdmin(ServiceFormMixin, NoDeleteMixin, admin.ModelAdmin):
             gettext("Recompute started; member counts update when it finishes."),
             messages.SUCCESS,
         )
+
+    # Deleting goes through segment_delete, which refuses while a rule uses the
+    # segment -------------------------------------------------------------------
+
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        """The confirmation page names the segments and counts their history (a
+        segment's history can run to millions of rows; listing it would not load)."""
+        objs = list(objs)
+        history = SegmentEvent.objects.filter(segment__in=objs).count()
+        named = [
+            format_html("{}: {}", capfirst(self.opts.verbose_name), obj) for obj in objs
+        ]
+        counts = {
+            self.opts.verbose_name_plural: len(objs),
+            SegmentEvent._meta.verbose_name_plural: history,
+        }
+        return named, counts, set(), []
+
+    def delete_view(self, request: HttpRequest, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ValidationError as error:
+            for message in error_messages(error):
+                self.message_user(request, message, messages.ERROR)
+            return HttpResponseRedirect(
+                reverse("admin:segments_segment_change", args=[object_id])
+            )
+
+    def delete_model(self, request: HttpRequest, obj: Segment) -> None:
+        segment_delete(segment=obj)
+
+    def get_actions(self, request: HttpRequest):
+        # One at a time, from the segment's page: the bulk action would report
+        # every selected segment deleted even when a rule kept one.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
 
     # Extra views -----------------------------------------------------------------
 

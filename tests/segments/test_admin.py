@@ -10,7 +10,7 @@ from django.utils import timezone
 from crm.models import Receipt
 from crm.services import LineInput, receipt_record
 from segments.admin import customer_segments_html
-from segments.models import Segment
+from segments.models import Segment, SegmentEvent
 from segments.services import recompute_all
 from tests.crm.factories import CustomerFactory
 from tests.segments.factories import (
@@ -369,12 +369,33 @@ def test_recompute_action_enqueues_the_whole_base_recompute(
     assert len(member_ids(segment)) == 2
 
 
-def test_segments_cannot_be_deleted_in_the_admin(staff):
-    segment = SegmentFactory()
+def test_a_segment_is_deleted_from_its_page_with_its_history_counted(staff):
+    membership = membership_create(segment__slug="old-promo")
+    segment = membership.segment
+    SegmentEventFactory(segment=segment, customer=membership.customer)
 
-    response = staff.get(url("delete", segment.pk))
+    confirm = staff.get(url("delete", segment.pk))
+    response = staff.post(url("delete", segment.pk), {"post": "yes"})
 
-    assert response.status_code == 403
+    assert "Segment events: 1" in confirm.content.decode()
+    assert response.status_code == 302
+    assert not Segment.objects.filter(pk=segment.pk).exists()
+    assert not SegmentEvent.objects.filter(segment_id=segment.pk).exists()
+
+
+def test_a_segment_a_rule_uses_is_kept_and_the_page_says_why(staff):
+    used = SegmentFactory(slug="shoe-lovers")
+    SegmentFactory(
+        slug="loyal", rules={"field": "segment", "op": "in", "value": ["shoe-lovers"]}
+    )
+
+    response = staff.post(url("delete", used.pk), {"post": "yes"}, follow=True)
+
+    assert Segment.objects.filter(pk=used.pk).exists()
+    assert any("segment loyal" in m for m in messages_of(response))
+    listing = staff.get(url("changelist"))
+    model_admin = listing.context["cl"].model_admin
+    assert "delete_selected" not in model_admin.get_actions(listing.wsgi_request)
 
 
 # Live preview and explain ------------------------------------------------------------
