@@ -7,7 +7,9 @@ only it can reach: the database, Redis, a cloud metadata endpoint. Two checks:
   link-local, multicast or reserved address is refused with an error naming it;
 - on delivering, the address actually connected to is checked before anything is
   sent, so a name that resolves elsewhere later (DNS rebinding) or a redirect to
-  an internal host is refused too.
+  an internal host is refused too. Through a proxy (HTTP_PROXY, HTTPS_PROXY),
+  which is usually on a private address itself, the target's own addresses are
+  checked instead, before the proxy is asked for anything.
 
 `LOYALIST_WEBHOOK_ALLOW_PRIVATE = True` lifts both, for development and tests with
 a receiver on this machine.
@@ -66,23 +68,64 @@ def _peer_check(connection: http.client.HTTPConnection) -> None:
         )
 
 
+def _target_check(host: str) -> None:
+    """Through a proxy the address connected to is the proxy's: check every address
+    the target's name resolves to instead, before anything is sent.
+
+    A name that does not resolve here is refused too: only the proxy could tell
+    where it goes.
+    """
+    if _allowed():
+        return
+    try:
+        addresses = {
+            info[4][0]
+            for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        }
+    except (OSError, UnicodeError):
+        raise PrivateAddressError(f"refused: {host} does not resolve") from None
+    private = sorted(a for a in addresses if not is_public(a))
+    if private:
+        raise PrivateAddressError(
+            f"refused: {host} is at {private[0]}, not a public address"
+        )
+
+
 class _PublicHTTPConnection(http.client.HTTPConnection):
+    # Set for a request sent through a proxy, whose target was checked already.
+    proxied = False
+
     def connect(self):
         super().connect()
-        _peer_check(self)
+        if not self.proxied:
+            _peer_check(self)
+
+
+class _ProxiedHTTPConnection(_PublicHTTPConnection):
+    proxied = True
 
 
 class _PublicHTTPSConnection(http.client.HTTPSConnection):
     def connect(self):
         # The TCP connection first, checked, then TLS on it: nothing, not even a
-        # TLS hello, goes to a private address.
-        http.client.HTTPConnection.connect(self)
-        _peer_check(self)
-        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.host)
+        # TLS hello, goes to a private address. Through a proxy (a CONNECT
+        # tunnel), the target's own addresses are checked before connecting.
+        if self._tunnel_host:
+            _target_check(self._tunnel_host)
+            http.client.HTTPConnection.connect(self)
+        else:
+            http.client.HTTPConnection.connect(self)
+            _peer_check(self)
+        self.sock = self._context.wrap_socket(
+            self.sock, server_hostname=self._tunnel_host or self.host
+        )
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):
     def http_open(self, req):
+        if req.has_proxy():
+            _target_check(urlsplit(req.full_url).hostname or "")
+            return self.do_open(_ProxiedHTTPConnection, req)
         return self.do_open(_PublicHTTPConnection, req)
 
 
@@ -91,5 +134,8 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
         return self.do_open(_PublicHTTPSConnection, req, context=self._context)
 
 
-# Redirects are followed through the same handlers, so they are checked as well.
-opener = urllib.request.build_opener(_HTTPHandler, _HTTPSHandler)
+def opener() -> urllib.request.OpenerDirector:
+    """An opener with the checks above, and the proxies the environment names now
+    (HTTP_PROXY, HTTPS_PROXY, NO_PROXY). Redirects are followed through the same
+    handlers, so they are checked as well."""
+    return urllib.request.build_opener(_HTTPHandler, _HTTPSHandler)

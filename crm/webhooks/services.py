@@ -453,7 +453,7 @@ def persona_changes_emit(*, changes: Iterable[Any]) -> int:
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
     try:
-        with guard.opener.open(request, timeout=TIMEOUT_SECONDS) as response:
+        with guard.opener().open(request, timeout=TIMEOUT_SECONDS) as response:
             return response.status, ""
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(LOGGED_ERROR_CHARS).decode(errors="replace")
