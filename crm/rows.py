@@ -121,12 +121,23 @@ def row_insert(instance: Model) -> None:
         instance.save()
         return
     sql, fields = _insert_sql(type(instance))
-    params = [
+    with connection.cursor() as cursor:
+        cursor.execute(sql, insert_values(instance, fields))
+        (instance.pk,) = cursor.fetchone()
+    mark_saved(instance)
+
+
+def insert_values(instance: Model, fields: list[Field]) -> list:
+    """The values `fields` of a new instance go into an INSERT with, as the ORM
+    prepares them (defaults and `auto_now` applied, adapted to the database)."""
+    return [
         field.get_db_prep_save(field.pre_save(instance, add=True), connection)
         for field in fields
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        (instance.pk,) = cursor.fetchone()
+
+
+def mark_saved(instance: Model) -> None:
+    """Mark an instance a written-out INSERT stored as the ORM marks a saved one,
+    so that a later `save()` updates its row."""
     instance._state.adding = False
     instance._state.db = connection.alias

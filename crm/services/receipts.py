@@ -23,7 +23,7 @@ from crm.models import (
     SalesChannel,
     Store,
 )
-from crm.rows import rows_get
+from crm.rows import insert_values, mark_saved, rows_get
 from crm.webhooks.models import WebhookEvent
 from crm.webhooks.services import receipt_created_emit, webhook_subscriptions_for
 
@@ -257,10 +257,7 @@ def _lines_insert_with_receipt_id(lines: list[ReceiptLine], receipt: Receipt) ->
     stock_sql, stock_params = _stock_move_sql(lines, sign=-1)
     params = [Receipt._meta.db_table, Receipt._meta.pk.column, *stock_params]
     for line in lines:
-        params.extend(
-            field.get_db_prep_save(getattr(line, field.attname), connection)
-            for field in fields
-        )
+        params.extend(insert_values(line, fields))
     with connection.cursor() as cursor:
         cursor.execute(before_stock + stock_sql + after_stock, params)
         rows = cursor.fetchall()
@@ -268,8 +265,7 @@ def _lines_insert_with_receipt_id(lines: list[ReceiptLine], receipt: Receipt) ->
     for line, (_receipt_id, pk) in zip(lines, rows, strict=True):
         line.pk = pk
         line.receipt = receipt
-        line._state.adding = False
-        line._state.db = connection.alias
+        mark_saved(line)
 
 
 @functools.cache
@@ -302,15 +298,11 @@ def _receipt_insert_numbered(receipt: Receipt, store: Store) -> None:
     """
     sql, fields = _receipt_insert_sql()
     params = [store.pk, f"{store.code.upper()}-", NUMBER_DIGITS]
-    params.extend(
-        field.get_db_prep_save(field.pre_save(receipt, add=True), connection)
-        for field in fields
-    )
+    params.extend(insert_values(receipt, fields))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         (receipt.number,) = cursor.fetchone()
-    receipt._state.adding = False
-    receipt._state.db = connection.alias
+    mark_saved(receipt)
 
 
 def _receipt_insert_first(
