@@ -15,6 +15,8 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.formats import localize, number_format
+from django.utils.html import format_html
+from django.utils.text import capfirst
 
 # Where a service's refusal waits while the add/change form is shown again.
 _SERVICE_ERROR_ATTR = "_crm_admin_service_error"
@@ -135,6 +137,32 @@ class NoDeleteMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+class CountedDeleteMixin:
+    """Deleting rows that take a large log along (a subscription's deliveries, a
+    segment's history): the confirmation page names the rows and counts the log.
+
+    Django's page lists every related row, which for a log of millions would not
+    load, and asks for the permission to delete the log, which is read-only on its
+    own; the service deletes it with its owner. `deleted_log` is the log's model
+    and its foreign key to the rows.
+    """
+
+    deleted_log: tuple[type[models.Model], str]
+
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        objs = list(objs)
+        log_model, key = self.deleted_log
+        logged = log_model.objects.filter(**{f"{key}__in": objs}).count()
+        named = [
+            format_html("{}: {}", capfirst(self.opts.verbose_name), obj) for obj in objs
+        ]
+        counts = {
+            self.opts.verbose_name_plural: len(objs),
+            log_model._meta.verbose_name_plural: logged,
+        }
+        return named, counts, set(), []
 
 
 class ObjectSelectRelatedMixin:

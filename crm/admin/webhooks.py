@@ -8,7 +8,6 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from crm.webhooks.models import WebhookDelivery, WebhookEvent, WebhookSubscription
@@ -20,7 +19,13 @@ from crm.webhooks.services import (
 )
 from segments.models import Segment
 
-from .base import ReadOnlyAdminMixin, ServiceFormMixin, apply_each, instance_adopt
+from .base import (
+    CountedDeleteMixin,
+    ReadOnlyAdminMixin,
+    ServiceFormMixin,
+    apply_each,
+    instance_adopt,
+)
 
 # The form's fields, in the names the services take.
 SUBSCRIPTION_FIELDS = [
@@ -75,7 +80,7 @@ class WebhookSubscriptionForm(forms.ModelForm):
 
 
 @admin.register(WebhookSubscription)
-class WebhookSubscriptionAdmin(ServiceFormMixin, admin.ModelAdmin):
+class WebhookSubscriptionAdmin(CountedDeleteMixin, ServiceFormMixin, admin.ModelAdmin):
     form = WebhookSubscriptionForm
     list_display = [
         "name",
@@ -90,6 +95,8 @@ class WebhookSubscriptionAdmin(ServiceFormMixin, admin.ModelAdmin):
     list_filter = ["is_active", "consent_channel"]
     search_fields = ["name", "url"]
     readonly_fields = ["secret", "owner", "created_at", "deliveries_link"]
+    # The delivery log goes with its subscription (webhook_subscription_delete).
+    deleted_log = (WebhookDelivery, "subscription")
     actions = ["secret_rotate", "deactivate", "activate"]
 
     def get_queryset(self, request: HttpRequest):
@@ -149,24 +156,6 @@ class WebhookSubscriptionAdmin(ServiceFormMixin, admin.ModelAdmin):
             # and saves them.
             webhook_subscription_update(subscription=obj, **changed)
 
-    def get_deleted_objects(self, objs, request: HttpRequest):
-        """The confirmation page names the subscriptions and counts their log.
-
-        The log goes with its subscription (the service deletes both), so deleting
-        needs no permission on deliveries, which are read-only on their own; and a
-        log of many thousand deliveries is counted, not listed.
-        """
-        objs = list(objs)
-        log = WebhookDelivery.objects.filter(subscription__in=objs).count()
-        named = [
-            format_html("{}: {}", capfirst(self.opts.verbose_name), obj) for obj in objs
-        ]
-        counts = {
-            self.opts.verbose_name_plural: len(objs),
-            WebhookDelivery._meta.verbose_name_plural: log,
-        }
-        return named, counts, set(), []
-
     def delete_model(self, request: HttpRequest, obj) -> None:
         webhook_subscription_delete(subscription=obj)
 
@@ -190,29 +179,26 @@ class WebhookSubscriptionAdmin(ServiceFormMixin, admin.ModelAdmin):
             ),
         )
 
-    @admin.action(
-        description=_("Pause the selected subscriptions"), permissions=["change"]
-    )
-    def deactivate(self, request: HttpRequest, queryset) -> None:
+    def _active_set(self, request: HttpRequest, queryset, active: bool, done: str):
         apply_each(
             self,
             request,
             queryset,
-            lambda s: webhook_subscription_update(subscription=s, is_active=False),
-            done_message=_("%(count)d subscriptions paused."),
+            lambda s: webhook_subscription_update(subscription=s, is_active=active),
+            done_message=done,
         )
+
+    @admin.action(
+        description=_("Pause the selected subscriptions"), permissions=["change"]
+    )
+    def deactivate(self, request: HttpRequest, queryset) -> None:
+        self._active_set(request, queryset, False, _("%(count)d subscriptions paused."))
 
     @admin.action(
         description=_("Resume the selected subscriptions"), permissions=["change"]
     )
     def activate(self, request: HttpRequest, queryset) -> None:
-        apply_each(
-            self,
-            request,
-            queryset,
-            lambda s: webhook_subscription_update(subscription=s, is_active=True),
-            done_message=_("%(count)d subscriptions resumed."),
-        )
+        self._active_set(request, queryset, True, _("%(count)d subscriptions resumed."))
 
 
 @admin.register(WebhookDelivery)

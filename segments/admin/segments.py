@@ -9,11 +9,15 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
-from django.utils.text import capfirst
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from crm.admin.base import ServiceFormMixin, error_messages, instance_adopt
+from crm.admin.base import (
+    CountedDeleteMixin,
+    ServiceFormMixin,
+    error_messages,
+    instance_adopt,
+)
 from crm.models import Customer
 
 from ..fields import FIELDS
@@ -50,7 +54,7 @@ def _sample_row(customer: Customer) -> dict[str, Any]:
 
 
 @admin.register(Segment)
-class SegmentAdmin(ServiceFormMixin, admin.ModelAdmin):
+class SegmentAdmin(CountedDeleteMixin, ServiceFormMixin, admin.ModelAdmin):
     """Segments are written through the services; "Preview" shows who would match."""
 
     form = SegmentForm
@@ -66,6 +70,8 @@ class SegmentAdmin(ServiceFormMixin, admin.ModelAdmin):
     search_fields = ["name", "slug", "description"]
     list_per_page = 100
     actions = ["recompute"]
+    # The history goes with its segment (segment_delete).
+    deleted_log = (SegmentEvent, "segment")
     change_form_template = "admin/segments/segment/change_form.html"
     rule_fieldset = (
         _("Rule"),
@@ -222,20 +228,6 @@ class SegmentAdmin(ServiceFormMixin, admin.ModelAdmin):
 
     # Deleting goes through segment_delete, which refuses while a rule uses the
     # segment -------------------------------------------------------------------
-
-    def get_deleted_objects(self, objs, request: HttpRequest):
-        """The confirmation page names the segments and counts their history (a
-        segment's history can run to millions of rows; listing it would not load)."""
-        objs = list(objs)
-        history = SegmentEvent.objects.filter(segment__in=objs).count()
-        named = [
-            format_html("{}: {}", capfirst(self.opts.verbose_name), obj) for obj in objs
-        ]
-        counts = {
-            self.opts.verbose_name_plural: len(objs),
-            SegmentEvent._meta.verbose_name_plural: history,
-        }
-        return named, counts, set(), []
 
     def delete_view(self, request: HttpRequest, object_id, extra_context=None):
         try:
