@@ -2,7 +2,7 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
@@ -210,8 +210,21 @@ class CustomerAdmin(
         description=_("Download personal data (access request, JSON)"),
         permissions=["view"],
     )
-    def export(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
-        exports = [customer_data_export(customer=c) for c in queryset[:EXPORT_MAX]]
+    def export(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        customers = list(queryset[: EXPORT_MAX + 1])
+        if len(customers) > EXPORT_MAX:
+            # Refused rather than cut short: a partial file would look complete.
+            self.message_user(
+                request,
+                _(
+                    "Select at most %(max)d customers to download their personal "
+                    "data; an access request names one."
+                )
+                % {"max": EXPORT_MAX},
+                messages.ERROR,
+            )
+            return None
+        exports = [customer_data_export(customer=c) for c in customers]
         response = JsonResponse(
             exports[0] if len(exports) == 1 else exports,
             safe=False,

@@ -7,12 +7,14 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from crm.admin.customers import EXPORT_MAX
 from crm.selectors import customer_data_export
 from crm.services import LineInput, customer_erase, receipt_record
 from segments.services.engine import recompute_all
+from tests.crm.factories import CustomerFactory
 from tests.segments.factories import SegmentFactory
 
-from .test_admin import admin_url, staff_with
+from .test_admin import admin_url, messages_of, staff_with
 
 pytestmark = pytest.mark.django_db
 
@@ -96,3 +98,17 @@ def test_staff_who_may_view_customers_download_the_export(client, joe):
         f'attachment; filename="customer-{joe.pk}.json"'
     )
     assert json.loads(response.content)["customer"]["id"] == joe.pk
+
+
+def test_more_customers_than_one_download_holds_are_refused_not_cut_short(
+    admin_client,
+):
+    customers = CustomerFactory.create_batch(EXPORT_MAX + 1)
+
+    response = admin_client.post(
+        admin_url("customer", "changelist"),
+        {"action": "export", ACTION_CHECKBOX_NAME: [c.pk for c in customers]},
+    )
+
+    assert response.status_code == 302
+    assert any(f"at most {EXPORT_MAX} customers" in m for m in messages_of(response))
