@@ -172,6 +172,18 @@ def _sequence_advance(store: Store, number: str) -> None:
         )
 
 
+def _next_number_cte() -> str:
+    """On PostgreSQL: a CTE `next` that moves the store's sequence on (parameter:
+    the store's id), and the number it makes (parameters: prefix, digits)."""
+    stores = connection.ops.quote_name(Store._meta.db_table)
+    return (
+        f"WITH next AS (UPDATE {stores} "  # noqa: S608 - our table name
+        "SET receipt_sequence = receipt_sequence + 1 WHERE id = %s "
+        "RETURNING %s || lpad(receipt_sequence::text, "
+        "greatest(%s, length(receipt_sequence::text)), '0') AS number)"
+    )
+
+
 def _receipt_number_assign(receipt: Receipt, store: Store) -> None:
     """Give a saved receipt its store's next number, e.g. AMS-0000042.
 
@@ -184,16 +196,8 @@ def _receipt_number_assign(receipt: Receipt, store: Store) -> None:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
-                f"""
-                WITH next AS (
-                    UPDATE {stores} SET receipt_sequence = receipt_sequence + 1
-                    WHERE id = %s RETURNING receipt_sequence::text AS n
-                )
-                UPDATE {receipts}
-                SET number = %s || lpad(next.n, greatest(%s, length(next.n)), '0')
-                FROM next WHERE {receipts}.id = %s
-                RETURNING number
-                """,  # noqa: S608 - our table names, placeholders
+                f"{_next_number_cte()} UPDATE {receipts} SET number = next.number "  # noqa: S608 - our table name, placeholders
+                f"FROM next WHERE {receipts}.id = %s RETURNING {receipts}.number",
                 [store.pk, prefix, NUMBER_DIGITS, receipt.pk],
             )
             (receipt.number,) = cursor.fetchone()
@@ -276,15 +280,10 @@ def _receipt_insert_sql() -> tuple[str, list[Field]]:
     number = quote(Receipt._meta.get_field("number").column)
     columns = ", ".join([number, *(quote(f.column) for f in fields)])
     sql = f"""
-        WITH next AS (
-            UPDATE {quote(Store._meta.db_table)}
-            SET receipt_sequence = receipt_sequence + 1
-            WHERE id = %s RETURNING receipt_sequence::text AS n
-        )
+        {_next_number_cte()}
         INSERT INTO {quote(Receipt._meta.db_table)} ({columns})
         VALUES (
-            (SELECT %s || lpad(n, greatest(%s, length(n)), '0') FROM next),
-            {", ".join(["%s"] * len(fields))}
+            (SELECT number FROM next), {", ".join(["%s"] * len(fields))}
         )
         RETURNING {number}
     """  # noqa: S608 - table and column names from the models, placeholders
