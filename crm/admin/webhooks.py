@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from crm.webhooks.models import WebhookDelivery, WebhookEvent, WebhookSubscription
 from crm.webhooks.services import (
+    SUBSCRIPTION_FIELDS,
     webhook_subscription_create,
     webhook_subscription_delete,
     webhook_subscription_secret_rotate,
@@ -26,16 +27,6 @@ from .base import (
     apply_each,
     instance_adopt,
 )
-
-# The form's fields, in the names the services take.
-SUBSCRIPTION_FIELDS = [
-    "name",
-    "url",
-    "events",
-    "segments",
-    "consent_channel",
-    "is_active",
-]
 
 
 def _deliveries_counted(status: str) -> Coalesce:
@@ -68,7 +59,7 @@ class WebhookSubscriptionForm(forms.ModelForm):
 
     class Meta:
         model = WebhookSubscription
-        fields = SUBSCRIPTION_FIELDS
+        fields = list(SUBSCRIPTION_FIELDS)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -112,7 +103,7 @@ class WebhookSubscriptionAdmin(CountedDeleteMixin, ServiceFormMixin, admin.Model
 
     def get_fields(self, request: HttpRequest, obj=None):
         if obj is None:
-            return SUBSCRIPTION_FIELDS
+            return list(SUBSCRIPTION_FIELDS)
         return [*SUBSCRIPTION_FIELDS, *self.get_readonly_fields(request, obj)]
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):

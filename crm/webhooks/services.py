@@ -588,6 +588,17 @@ def _url_check(url: str) -> None:
         )
 
 
+# What a subscriber chooses; the rest (secret, owner, dates) Loyalist sets.
+SUBSCRIPTION_FIELDS = (
+    "name",
+    "url",
+    "events",
+    "segments",
+    "consent_channel",
+    "is_active",
+)
+
+
 def webhook_subscription_create(
     *,
     name: str,
@@ -621,9 +632,9 @@ def webhook_subscription_create(
 def webhook_subscription_update(
     *, subscription: WebhookSubscription, **fields: Any
 ) -> WebhookSubscription:
-    allowed = {"name", "url", "events", "segments", "is_active", "consent_channel"}
-    if set(fields) - allowed:
-        raise TypeError(f"Unknown fields {sorted(set(fields) - allowed)}")
+    unknown = set(fields) - set(SUBSCRIPTION_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown fields {sorted(unknown)}")
     if "url" in fields:
         _url_check(fields["url"])
     if "events" in fields:
