@@ -6,6 +6,11 @@ class SegmentsConfig(AppConfig):
     name = "segments"
 
     def ready(self) -> None:
+        from crm import hooks
+
         from .db import sqlite_functions
+        from .services.engine import customers_mark_dirty
 
         connection_created.connect(sqlite_functions, dispatch_uid="segments.sqlite")
+        # Every recorded contact may move its customer between segments.
+        hooks.contacts_recorded.register(customers_mark_dirty)

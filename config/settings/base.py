@@ -312,13 +312,6 @@ LOYALIST_PERSONA_CAMPAIGN_COST_PER_CUSTOMER = env.str(
     "LOYALIST_PERSONA_CAMPAIGN_COST_PER_CUSTOMER", default="6.00"
 )
 
-# Dotted paths of functions called with (customer_id=..., contact_id=...) inside the
-# transaction that records a contact. The segment engine registers itself here.
-LOYALIST_CONTACT_CONSUMERS = env.list(
-    "LOYALIST_CONTACT_CONSUMERS",
-    default=["segments.services.engine.customers_mark_dirty"],
-)
-
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

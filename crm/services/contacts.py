@@ -1,14 +1,12 @@
-import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
+from crm import hooks
 from crm.errors import customer_erased_refuse
 from crm.models import Contact, Customer, CustomerStats, Receipt, Store
 from crm.rows import row_insert
@@ -19,22 +17,17 @@ class ContactRef(NamedTuple):
     contact_id: int | None
 
 
-@functools.cache
-def _contact_consumers() -> tuple[Callable[..., None], ...]:
-    return tuple(import_string(path) for path in settings.LOYALIST_CONTACT_CONSUMERS)
-
-
 def contact_announce(*, contacts: Sequence[ContactRef]) -> None:
-    """Hand new contacts to their consumers (the segment engine) in this transaction.
+    """Tell the `contacts_recorded` hook's receivers (the segment engine) in this
+    transaction.
 
-    Consumers run inside the transaction that records the contact, so that what
+    Receivers run inside the transaction that records the contact, so that what
     they write (for example "this customer needs re-evaluating") commits or rolls
     back with the contact itself; they defer any task to `transaction.on_commit`.
     """
     if not contacts:
         return
-    for consumer in _contact_consumers():
-        consumer(contacts=list(contacts))
+    hooks.contacts_recorded.send(contacts=list(contacts))
 
 
 def contact_record(

@@ -20,8 +20,8 @@ in the database are skipped, so importing a file twice adds nothing.
 
 Historical sales neither move stock (today's counts already reflect them) nor earn
 loyalty points (the file has no card column). They do get a purchase contact each,
-which the contact consumers (the segment engine) hear about, and the statistics of
-every customer they touch are recomputed.
+which the `contacts_recorded` hook (the segment engine) hears about, and the
+statistics of every customer they touch are recomputed.
 """
 
 import csv

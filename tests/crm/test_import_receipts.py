@@ -8,6 +8,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
+from crm import hooks
 from crm.models import (
     Contact,
     Customer,
@@ -460,15 +461,12 @@ def record_consumer(*, contacts):
 def test_contact_consumers_hear_about_every_imported_purchase(
     settings, store, products, customer
 ):
-    from crm.services import contacts
-
-    settings.LOYALIST_CONTACT_CONSUMERS = [f"{__name__}.record_consumer"]
-    contacts._contact_consumers.cache_clear()
     consumer_calls.clear()
+    hooks.contacts_recorded.register(record_consumer)
     try:
         receipts_import(source=two_receipts())
     finally:
-        contacts._contact_consumers.cache_clear()
+        hooks.contacts_recorded.unregister(record_consumer)
 
     purchases = Contact.objects.filter(kind="purchase").order_by("pk")
     assert consumer_calls == [[(customer.pk, contact.pk) for contact in purchases]]

@@ -7,6 +7,7 @@ from django.db import connection, transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
+from crm import hooks
 from crm.models import (
     Consent,
     Contact,
@@ -694,11 +695,8 @@ def test_contact_of_an_unknown_kind_is_refused(customer):
 def test_contact_consumers_are_called_inside_the_recording_transaction(
     settings, store, products, customer
 ):
-    from crm.services import contacts
-
-    settings.LOYALIST_CONTACT_CONSUMERS = ["tests.crm.test_services.record_consumer"]
-    contacts._contact_consumers.cache_clear()
     consumer_calls.clear()
+    hooks.contacts_recorded.register(record_consumer)
     try:
         receipt_record(
             store=store,
@@ -707,7 +705,7 @@ def test_contact_consumers_are_called_inside_the_recording_transaction(
             lines=[LineInput("SHOE-1", 1)],
         )
     finally:
-        contacts._contact_consumers.cache_clear()
+        hooks.contacts_recorded.unregister(record_consumer)
 
     purchase = Contact.objects.get(kind="purchase")
     assert consumer_calls == [[(customer.pk, purchase.pk)]]

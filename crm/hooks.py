@@ -1,0 +1,56 @@
+"""Hooks: how the core tells the apps built on it that something happened.
+
+`crm` is the core and imports none of the apps built on it (`segments`, `personas`,
+`campaigns`). When the core has news for them (a contact was recorded) or a page of
+its own shows what a later app knows (a customer's segments), it calls a hook, and
+each later app registers its receivers in its `AppConfig.ready()`:
+
+    class SegmentsConfig(AppConfig):
+        def ready(self):
+            contacts_recorded.register(customers_mark_dirty)
+
+A hook is an explicit, ordered list of callables, like a Django signal without the
+indirection: `send()` calls every receiver with the same keyword arguments, in the
+caller's transaction, and lets exceptions propagate (a receiver that fails fails
+the write it was told about, so the two never disagree). Each hook below documents
+its arguments and what a receiver may do.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+
+class Hook:
+    """An ordered list of receivers that the core calls with keyword arguments."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._receivers: list[Callable[..., Any]] = []
+
+    def __repr__(self) -> str:
+        return f"<Hook {self.name}: {len(self._receivers)} receiver(s)>"
+
+    @property
+    def receivers(self) -> tuple[Callable[..., Any], ...]:
+        return tuple(self._receivers)
+
+    def register(self, receiver: Callable[..., Any]) -> Callable[..., Any]:
+        """Add a receiver (once: `ready()` may run more than once in tests)."""
+        if receiver not in self._receivers:
+            self._receivers.append(receiver)
+        return receiver
+
+    def unregister(self, receiver: Callable[..., Any]) -> None:
+        if receiver in self._receivers:
+            self._receivers.remove(receiver)
+
+    def send(self, **kwargs: Any) -> list[Any]:
+        """Call every receiver in registration order; return their results."""
+        return [receiver(**kwargs) for receiver in self._receivers]
+
+
+# Called with `contacts=list[ContactRef]` inside the transaction that records them
+# (a sale, an import batch, a contact posted by an integration). Receivers write what
+# must commit with the contacts (the segment engine marks customers for
+# re-evaluation) and defer any task to `transaction.on_commit`.
+contacts_recorded = Hook("contacts_recorded")
