@@ -54,3 +54,9 @@ class Hook:
 # must commit with the contacts (the segment engine marks customers for
 # re-evaluation) and defer any task to `transaction.on_commit`.
 contacts_recorded = Hook("contacts_recorded")
+
+# Called with `request` and `customer` when the admin renders a customer's page.
+# Each receiver returns an HTML fragment shown under the form (already escaped, a
+# SafeString), or None when the signed-in user may not see it or it has nothing to
+# say. The segment engine lists the customer's segments here.
+customer_admin_panels = Hook("customer_admin_panels")

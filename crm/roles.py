@@ -42,6 +42,21 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "store": ("view",),
             "tag": ("view", "add", "change"),
         },
+        # Marketers build segments and personas (the README's promise); they read
+        # what the engine derived but never delete customers, webhooks or users.
+        "segments": {
+            "segment": ("view", "add", "change"),
+            "segmentevent": ("view",),
+            "customersegmentstate": ("view",),
+            "rfmthresholds": ("view",),
+            "segmentsizesnapshot": ("view",),
+        },
+        "personas": {
+            "persona": ("view", "add", "change"),
+            "personaassignment": ("view",),
+            "personachange": ("view",),
+            "personafigures": ("view",),
+        },
     },
     # Integration users never sign in to the admin; their permissions mirror what
     # the API lets them do, so the admin's user page shows the role truthfully.
@@ -97,4 +112,4 @@ def roles_sync(**_kwargs) -> None:
             ).select_related("content_type")
             if (permission.content_type.app_label, permission.codename) in codenames
         ]
-        group.permissions.add(*permissions)
+        group.permissions.set(permissions)

@@ -8,9 +8,11 @@ class SegmentsConfig(AppConfig):
     def ready(self) -> None:
         from crm import hooks
 
+        from .admin.panels import customer_segments_panel
         from .db import sqlite_functions
         from .services.engine import customers_mark_dirty
 
         connection_created.connect(sqlite_functions, dispatch_uid="segments.sqlite")
         # Every recorded contact may move its customer between segments.
         hooks.contacts_recorded.register(customers_mark_dirty)
+        hooks.customer_admin_panels.register(customer_segments_panel)

@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from phonenumber_field.phonenumber import PhoneNumber
 from phonenumber_field.phonenumber import to_python as phone_parse
 
+from crm import hooks
 from crm.models import (
     Consent,
     Contact,
@@ -320,17 +321,16 @@ class CustomerAdmin(
         def may(action: str, model_name: str) -> bool:
             return request.user.has_perm(f"crm.{action}_{model_name}")
 
-        # Imported here: the segments admin imports the CRM admin's helpers.
-        from segments.admin import customer_segments_html
-
         may_see_consents = may("view", "consent")
         return {
             "currency": settings.LOYALIST_CURRENCY,
-            "segments_html": (
-                customer_segments_html(customer)
-                if request.user.has_perm("segments.view_segment")
-                else None
-            ),
+            "app_panels": [
+                panel
+                for panel in hooks.customer_admin_panels.send(
+                    request=request, customer=customer
+                )
+                if panel is not None
+            ],
             "current_consents": (
                 customer_current_consents(customer=customer)
                 if may_see_consents

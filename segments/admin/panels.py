@@ -5,6 +5,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.safestring import SafeString
@@ -58,6 +59,15 @@ def size_chart(snapshots: Sequence[SegmentSizeSnapshot]) -> dict[str, Any] | Non
 def segment_size_chart(segment: Segment) -> dict[str, Any] | None:
     since = timezone.localdate() - timedelta(days=CHART_DAYS)
     return size_chart(list(segment.size_snapshots.filter(date__gte=since)))
+
+
+def customer_segments_panel(
+    *, request: HttpRequest, customer: Customer
+) -> SafeString | None:
+    """`customer_admin_panels` receiver: the segments panel, for who may see it."""
+    if not request.user.has_perm("segments.view_segment"):
+        return None
+    return customer_segments_html(customer)
 
 
 def customer_segments_html(customer: Customer) -> SafeString:
