@@ -40,6 +40,10 @@ run: install
 	@echo "  admin:     http://$(HOST):$(PORT)/admin/"
 	@echo "  till page: http://$(HOST):$(PORT)/desk/"
 	@echo "  API docs:  http://$(HOST):$(PORT)/api/docs/"
+	@echo "Demo logins (user / password):"
+	@echo "  admin / loyalist-admin          everything"
+	@echo "  marketer / loyalist-marketer    segments and personas in the admin"
+	@echo "  clerk-<store> / loyalist-clerk  the till page of one store"
 	@echo "Stop with Ctrl-C."
 	@if [ -n "$$REDIS_URL" ]; then \
 		HOST=$(HOST) PORT=$(PORT) exec $(VENV)/bin/honcho -f config/Procfile start; \

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 admin.site.site_header = "Loyalist"
 admin.site.site_title = "Loyalist"
-admin.site.index_title = "Customers, segments, personas and campaigns"
+admin.site.index_title = "Customers, segments and personas"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
