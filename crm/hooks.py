@@ -60,3 +60,8 @@ contacts_recorded = Hook("contacts_recorded")
 # SafeString), or None when the signed-in user may not see it or it has nothing to
 # say. The segment engine lists the customer's segments here.
 customer_admin_panels = Hook("customer_admin_panels")
+
+# Called with no arguments when a webhook subscription form is built; each receiver
+# returns the slugs a subscription may limit its segment events to (the segment
+# engine returns every segment's slug).
+webhook_segment_slugs = Hook("webhook_segment_slugs")

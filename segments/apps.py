@@ -11,8 +11,10 @@ class SegmentsConfig(AppConfig):
         from .admin.panels import customer_segments_panel
         from .db import sqlite_functions
         from .services.engine import customers_mark_dirty
+        from .webhooks import segment_slugs
 
         connection_created.connect(sqlite_functions, dispatch_uid="segments.sqlite")
         # Every recorded contact may move its customer between segments.
         hooks.contacts_recorded.register(customers_mark_dirty)
         hooks.customer_admin_panels.register(customer_segments_panel)
+        hooks.webhook_segment_slugs.register(segment_slugs)

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from crm import hooks
 from crm.webhooks.models import WebhookDelivery, WebhookEvent, WebhookSubscription
 from crm.webhooks.services import (
     SUBSCRIPTION_FIELDS,
@@ -18,7 +19,6 @@ from crm.webhooks.services import (
     webhook_subscription_secret_rotate,
     webhook_subscription_update,
 )
-from segments.models import Segment
 
 from .base import (
     CountedDeleteMixin,
@@ -65,7 +65,7 @@ class WebhookSubscriptionForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         # Slugs a subscription names but that no longer exist stay choosable, so
         # saving the form does not silently drop them.
-        slugs = set(Segment.objects.values_list("slug", flat=True))
+        slugs = {slug for slugs in hooks.webhook_segment_slugs.send() for slug in slugs}
         slugs.update(self.initial.get("segments") or [])
         self.fields["segments"].choices = [(slug, slug) for slug in sorted(slugs)]
 

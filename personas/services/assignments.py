@@ -10,9 +10,8 @@ from datetime import datetime
 
 from django.db import connection, transaction
 
-from crm.webhooks.services import persona_changes_emit
-
 from ..models import Persona, PersonaAssignment, PersonaChange
+from ..webhooks import persona_changes_emit
 
 
 def assignments_refresh(

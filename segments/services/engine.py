@@ -35,7 +35,6 @@ from crm.counters import flag_raise
 from crm.fanout import customer_id_ranges
 from crm.models import Customer
 from crm.services.contacts import ContactRef
-from crm.webhooks.services import segment_events_emit
 from personas.services.assignments import (
     assignments_apply_run,
     assignments_refresh,
@@ -65,6 +64,7 @@ from ..models import (
     SegmentEvent,
     SegmentSizeSnapshot,
 )
+from ..webhooks import segment_events_emit
 from .batch_sql import batch_query, batch_run
 
 logger = logging.getLogger(__name__)

@@ -15,11 +15,11 @@ from crm.services import customer_create
 from crm.webhooks.models import WebhookDelivery, WebhookSubscription
 from crm.webhooks.services import (
     MAX_ATTEMPTS,
-    segment_events_emit,
     webhook_deliveries_retry_due,
     webhook_delivery_attempt,
 )
 from segments.models import SegmentEvent
+from segments.webhooks import segment_events_emit
 from tests.crm.factories import CustomerFactory
 from tests.segments.factories import SegmentFactory
 
