@@ -65,3 +65,8 @@ customer_admin_panels = Hook("customer_admin_panels")
 # returns the slugs a subscription may limit its segment events to (the segment
 # engine returns every segment's slug).
 webhook_segment_slugs = Hook("webhook_segment_slugs")
+
+# Called with `request` when the admin builds the customer list's filters; each
+# receiver returns a list of `SimpleListFilter` classes to show first (the segment
+# engine adds "members of a segment", which the segment page links to).
+customer_admin_list_filters = Hook("customer_admin_list_filters")

@@ -8,7 +8,7 @@ class SegmentsConfig(AppConfig):
     def ready(self) -> None:
         from crm import hooks
 
-        from .admin.panels import customer_segments_panel
+        from .admin.panels import customer_list_filters, customer_segments_panel
         from .db import sqlite_functions
         from .services.engine import customers_mark_dirty
         from .webhooks import segment_slugs
@@ -18,3 +18,4 @@ class SegmentsConfig(AppConfig):
         hooks.contacts_recorded.register(customers_mark_dirty)
         hooks.customer_admin_panels.register(customer_segments_panel)
         hooks.webhook_segment_slugs.register(segment_slugs)
+        hooks.customer_admin_list_filters.register(customer_list_filters)

@@ -50,31 +50,6 @@ from .base import (
 )
 
 
-class SegmentFilter(admin.SimpleListFilter):
-    """Members of an active segment; the segment page links here."""
-
-    title = _("segment")
-    parameter_name = "segment"
-
-    def lookups(self, request, model_admin):
-        from segments.models import Segment
-
-        return list(
-            Segment.objects.filter(is_active=True)
-            .order_by("name")
-            .values_list("pk", "name")
-        )
-
-    def queryset(self, request, queryset):
-        if not self.value():
-            return queryset
-        try:
-            segment_id = int(self.value())
-        except ValueError:
-            return queryset.none()
-        return queryset.filter(segment_state__segment_ids__includes=segment_id)
-
-
 @admin.register(Tag)
 class TagAdmin(admin.ModelAdmin):
     list_display = ["name", "slug"]
@@ -117,7 +92,6 @@ class CustomerAdmin(
     ]
     list_select_related = ["stats"]
     list_filter = [
-        SegmentFilter,
         "gender",
         "income_band",
         "preferred_channel",
@@ -276,6 +250,15 @@ class CustomerAdmin(
         if obj is None:
             return self.base_fieldsets
         return self.base_fieldsets + self.change_fieldsets
+
+    def get_list_filter(self, request: HttpRequest) -> list[Any]:
+        # Filters of the apps built on the core (segments) come first.
+        added = [
+            list_filter
+            for filters in hooks.customer_admin_list_filters.send(request=request)
+            for list_filter in filters
+        ]
+        return [*added, *self.list_filter]
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str

@@ -5,10 +5,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib import admin
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
 
 from crm.models import Customer
 
@@ -87,3 +89,31 @@ def customer_segments_html(customer: Customer) -> SafeString:
         "admin/segments/customer_segments.html",
         {"customer": customer, "memberships": memberships, "others": others},
     )
+
+
+class SegmentFilter(admin.SimpleListFilter):
+    """Members of an active segment; the segment page links here."""
+
+    title = _("segment")
+    parameter_name = "segment"
+
+    def lookups(self, request, model_admin):
+        return list(
+            Segment.objects.filter(is_active=True)
+            .order_by("name")
+            .values_list("pk", "name")
+        )
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        try:
+            segment_id = int(self.value())
+        except ValueError:
+            return queryset.none()
+        return queryset.filter(segment_state__segment_ids__includes=segment_id)
+
+
+def customer_list_filters(*, request: HttpRequest) -> list[type[admin.ListFilter]]:
+    """`customer_admin_list_filters` receiver: members of a segment."""
+    return [SegmentFilter]

@@ -509,3 +509,19 @@ def test_members_link_lists_the_segment_members_in_the_customer_changelist(staff
     shown = {c.pk for c in response.context["cl"].result_list}
     assert shown == {membership.customer_id}
     assert outsider.pk not in shown
+
+
+def test_customer_list_filters_by_segment_through_the_core_hook(staff, buyers):
+    segment = SegmentFactory(
+        name="Repeat", slug="repeat", rules={"field": "orders", "op": "gte", "value": 2}
+    )
+    recompute_all()
+
+    response = staff.get(
+        reverse("admin:crm_customer_changelist"), {"segment": segment.pk}
+    )
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "Rita" in content
+    assert "Otto" not in content
