@@ -70,3 +70,8 @@ webhook_segment_slugs = Hook("webhook_segment_slugs")
 # receiver returns a list of `SimpleListFilter` classes to show first (the segment
 # engine adds "members of a segment", which the segment page links to).
 customer_admin_list_filters = Hook("customer_admin_list_filters")
+
+# Called with no arguments at the end of `seed_demo`, once the demo's customers,
+# receipts and statistics are written; receivers add their own demo rows (the
+# personas app creates the demo personas).
+demo_seeded = Hook("demo_seeded")

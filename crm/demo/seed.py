@@ -28,6 +28,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from stdnum import luhn
 
+from crm import hooks
 from crm.models import (
     Category,
     Consent,
@@ -61,7 +62,6 @@ from .catalogue import (
     products_build,
 )
 from .clock import DAYS, Clock
-from .personas import demo_personas_ensure
 from .shoppers import PROFILES, Profile, shopper_types
 from .users import DemoLogin, demo_users_ensure
 
@@ -924,7 +924,7 @@ def demo_seed(
         generator.progress("statistics", Customer.objects.count()) as bar,
     ):
         customer_stats_rebuild(progress=bar.update)
-    demo_personas_ensure()
+    hooks.demo_seeded.send()
     return DemoSummary(
         customers=generator.customers.written,
         receipts=generator.receipts.written,

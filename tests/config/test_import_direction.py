@@ -16,7 +16,6 @@ REMAINING = {
     "crm/api/filters.py",
     "crm/api/serializers.py",
     "crm/api/views.py",
-    "crm/demo/personas.py",
     "crm/management/commands/bench.py",
     "crm/selectors.py",
     "segments/compiler.py",

@@ -330,3 +330,12 @@ def test_refuses_to_seed_a_database_that_has_customers(db):
         seed_demo(customers=50)
 
     assert Customer.objects.count() == 1
+
+
+def test_demo_personas_arrive_through_the_demo_seeded_hook(seeded):
+    from personas.demo import DEMO_PERSONAS
+    from personas.models import Persona
+
+    names = set(Persona.objects.values_list("name", flat=True))
+
+    assert {spec["name"] for spec in DEMO_PERSONAS} <= names

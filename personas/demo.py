@@ -4,6 +4,9 @@ overview show real figures from the first start."""
 from decimal import Decimal
 from typing import Any
 
+from .models import Persona
+from .services import persona_create
+
 DEMO_PERSONAS: tuple[dict[str, Any], ...] = (
     {
         "name": "Joe",
@@ -154,14 +157,12 @@ DEMO_PERSONAS: tuple[dict[str, Any], ...] = (
 
 
 def demo_personas_ensure() -> int:
-    """Create the demo personas that do not exist yet; returns how many were made.
+    """`demo_seeded` receiver: create the demo personas that do not exist yet;
+    return how many were made.
 
     No recompute is started: the seeding caller runs `rebuild_segments` (as `make
     run` does), which assigns customers to them.
     """
-    from personas.models import Persona
-    from personas.services import persona_create
-
     made = 0
     for spec in DEMO_PERSONAS:
         spec = dict(spec)
