@@ -75,3 +75,8 @@ customer_admin_list_filters = Hook("customer_admin_list_filters")
 # receipts and statistics are written; receivers add their own demo rows (the
 # personas app creates the demo personas).
 demo_seeded = Hook("demo_seeded")
+
+# Called with `customer` when Loyalist exports everything it holds about a customer
+# (an access request); each receiver returns a dict of sections to add, in a fixed
+# number of queries (the segment engine adds "segments", personas add "persona").
+customer_data_export_sections = Hook("customer_data_export_sections")

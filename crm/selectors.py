@@ -16,6 +16,7 @@ from django.db.models import Model, Prefetch
 from django.utils import timezone
 from phonenumber_field.phonenumber import PhoneNumber
 
+from crm import hooks
 from crm.models import (
     Channel,
     Consent,
@@ -142,9 +143,6 @@ def customer_data_export(*, customer: Customer) -> dict[str, Any]:
     lines, card ledger, contacts) and what Loyalist made of it (statistics,
     segments, persona). A fixed number of queries, however long the history.
     """
-    from personas.models import PersonaAssignment
-    from segments.models import CustomerSegmentState, Segment
-
     customer = (
         Customer.objects.select_related("home_store", "stats")
         .prefetch_related("tags")
@@ -168,13 +166,6 @@ def customer_data_export(*, customer: Customer) -> dict[str, Any]:
                 "created_at", "pk"
             ),
         )
-    )
-    state = CustomerSegmentState.objects.filter(customer=customer).first()
-    segment_ids = state.segment_ids if state else []
-    assignment = (
-        PersonaAssignment.objects.filter(customer=customer)
-        .select_related("persona")
-        .first()
     )
     stats = getattr(customer, "stats", None)
     return {
@@ -243,8 +234,9 @@ def customer_data_export(*, customer: Customer) -> dict[str, Any]:
             )
         ],
         "statistics": _fields(stats, exclude=("customer",)) if stats else None,
-        "segments": sorted(
-            Segment.objects.filter(pk__in=segment_ids).values_list("slug", flat=True)
-        ),
-        "persona": assignment.persona.slug if assignment else None,
+        **{
+            name: section
+            for sections in hooks.customer_data_export_sections.send(customer=customer)
+            for name, section in sections.items()
+        },
     }

@@ -366,3 +366,13 @@ def persona_stats(*, persona: Persona) -> dict[str, Any]:
         },
     )
     return stats
+
+
+def customer_export_sections(*, customer: Customer) -> dict[str, Any]:
+    """`customer_data_export_sections` receiver: the customer's persona."""
+    assignment = (
+        PersonaAssignment.objects.filter(customer=customer)
+        .select_related("persona")
+        .first()
+    )
+    return {"persona": assignment.persona.slug if assignment else None}

@@ -10,6 +10,7 @@ class SegmentsConfig(AppConfig):
 
         from .admin.panels import customer_list_filters, customer_segments_panel
         from .db import sqlite_functions
+        from .selectors import customer_export_sections
         from .services.engine import customers_mark_dirty
         from .webhooks import segment_slugs
 
@@ -19,3 +20,4 @@ class SegmentsConfig(AppConfig):
         hooks.customer_admin_panels.register(customer_segments_panel)
         hooks.webhook_segment_slugs.register(segment_slugs)
         hooks.customer_admin_list_filters.register(customer_list_filters)
+        hooks.customer_data_export_sections.register(customer_export_sections)

@@ -306,3 +306,14 @@ def segment_overlaps(
         ((others[pk], share) for pk, share in shares.items()),
         key=lambda pair: (-pair[1], pair[0].name),
     )
+
+
+def customer_export_sections(*, customer: Customer) -> dict[str, Any]:
+    """`customer_data_export_sections` receiver: the customer's segments."""
+    state = CustomerSegmentState.objects.filter(customer=customer).first()
+    segment_ids = state.segment_ids if state else []
+    return {
+        "segments": sorted(
+            Segment.objects.filter(pk__in=segment_ids).values_list("slug", flat=True)
+        )
+    }

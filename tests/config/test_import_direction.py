@@ -17,7 +17,6 @@ REMAINING = {
     "crm/api/serializers.py",
     "crm/api/views.py",
     "crm/management/commands/bench.py",
-    "crm/selectors.py",
     "segments/compiler.py",
     "segments/services/engine.py",
     "segments/services/segments.py",
