@@ -525,3 +525,21 @@ def test_customer_list_filters_by_segment_through_the_core_hook(staff, buyers):
     assert response.status_code == 200
     assert "Rita" in content
     assert "Otto" not in content
+
+
+def test_rebuild_reports_the_customers_whose_segments_moved(store, buyers):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    def rebuild() -> str:
+        out = StringIO()
+        call_command("rebuild_segments", stdout=out, stderr=StringIO())
+        return out.getvalue()
+
+    SegmentFactory(name="Repeat", rules={"field": "orders", "op": "gte", "value": 2})
+    rebuild()  # builds the new segment: its first members are no movement
+    buy(store, buyers["once"])  # Otto's second order: he enters "Repeat"
+
+    assert "1 customer entered or left a segment" in rebuild()
+    assert "0 customers entered or left a segment" in rebuild()

@@ -1,10 +1,12 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import ngettext
 from tqdm import tqdm
 
 from crm import fanout
 from crm.models import Customer
-from segments.models import Segment
+from segments.models import Segment, SegmentEvent
 from segments.services import recompute_all, rfm_thresholds_compute
 from segments.tasks import recompute_dispatch
 
@@ -46,13 +48,17 @@ class Command(BaseCommand):
         if segment and not Segment.objects.filter(slug=segment).exists():
             raise CommandError(f"No segment with slug {segment!r}.")
         started = timezone.now()
+        # Memberships that moved are counted from the history the pass writes: a
+        # pass also rewrites customers whose signature changed but whose segments
+        # did not (new RFM thresholds change every signature).
+        last_event = SegmentEvent.objects.aggregate(last=Max("pk"))["last"] or 0
         if rfm:
             thresholds = rfm_thresholds_compute()
             self.stdout.write(
                 f"RFM thresholds over {thresholds.customers} buying customers."
             )
         if workers:
-            changed = self._on_workers(chunk_size, quiet=verbosity == 0)
+            self._on_workers(chunk_size, quiet=verbosity == 0)
         else:
             with tqdm(
                 total=Customer.objects.count(),
@@ -60,7 +66,13 @@ class Command(BaseCommand):
                 disable=verbosity == 0,
                 file=self.stderr,
             ) as bar:
-                changed = recompute_all(chunk_size=chunk_size, progress=bar.update)
+                recompute_all(chunk_size=chunk_size, progress=bar.update)
+        moved = (
+            SegmentEvent.objects.filter(pk__gt=last_event)
+            .values("customer_id")
+            .distinct()
+            .count()
+        )
         elapsed = (timezone.now() - started).total_seconds()
         sizes = ", ".join(
             f"{slug} {size}"
@@ -70,7 +82,13 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             self.style.SUCCESS(
-                f"{changed} customers changed segments in {elapsed:.1f} s. {sizes}"
+                ngettext(
+                    "%(moved)d customer entered or left a segment",
+                    "%(moved)d customers entered or left a segment",
+                    moved,
+                )
+                % {"moved": moved}
+                + f" in {elapsed:.1f} s. {sizes}"
             )
         )
 
