@@ -415,8 +415,8 @@ def test_no_persona_changed_subscription_means_no_delivery():
 def test_without_a_subscriber_changes_are_not_read_back(
     django_assert_max_num_queries, db
 ):
-    from crm.webhooks.services import persona_changes_emit
     from personas.models import PersonaChange
+    from personas.webhooks import persona_changes_emit
 
     with django_assert_max_num_queries(1):
         assert persona_changes_emit(changes=PersonaChange.objects.all()) == 0
