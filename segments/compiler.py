@@ -5,7 +5,8 @@ The whole-base pass, the incremental pass, previews and explanations all use
 """
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+import difflib
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,10 +15,56 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from .fields import FIELDS, Context, PersonaRule, RuleError
+from .query import OPERATOR_ORDER, operator_text
 
 GROUPS = ("all", "any")
 # `all` of nothing is true; every customer has a primary key.
 ALWAYS = Q(pk__isnull=False)
+
+
+def did_you_mean(name: str, known: Collection[str]) -> str:
+    """ "did you mean 'x'?" for the known names closest to `name`, or ""."""
+    close = difflib.get_close_matches(name, sorted(known), n=3)
+    if not close:
+        return ""
+    return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+_NAME_FIX = {
+    "field": "see the list of fields in the rule help",
+    "category": "use the slug of an existing category",
+    "tag": "use the slug of an existing tag",
+    "persona": "use the slug of an active persona",
+    "segment": "use the slug of an existing segment",
+}
+
+
+def _unknown(kind: str, name: Any, known: Collection[str]) -> str:
+    hint = did_you_mean(name, known) if isinstance(name, str) else ""
+    return f"unknown {kind} {name!r}; {hint or _NAME_FIX[kind]}"
+
+
+class _Names(dict):
+    """Slugs of the categories, tags and active personas, each loaded when met."""
+
+    def __missing__(self, kind: str) -> frozenset[str]:
+        from crm.models import Category, Tag
+
+        if kind == "persona":
+            names = frozenset(p.slug for p in persona_rules_load())
+        else:
+            model = Category if kind == "category" else Tag
+            names = frozenset(model.objects.values_list("slug", flat=True))
+        self[kind] = names
+        return names
+
+
+def _referenced(value: Any) -> list[str]:
+    if isinstance(value, bool):
+        return []  # is_set
+    if isinstance(value, dict):
+        return [value["category"]]
+    return list(value) if isinstance(value, list) else [value]
 
 
 def rule_check(
@@ -27,6 +74,8 @@ def rule_check(
     own_slug: str | None = None,
     path: str = "",
     allow_persona: bool = True,
+    typed: bool = False,
+    names: Mapping[str, Collection[str]] | None = None,
 ) -> dict:
     """Validate a rule tree and return it with normalised values.
 
@@ -34,8 +83,13 @@ def rule_check(
     `segment` conditions; `own_slug` is the segment being saved, to refuse cycles.
     A persona's own rule is checked with `allow_persona=False`: it may not depend on
     the persona field, directly or through a segment, since that would be circular.
+    `typed` says the rule was parsed from a query, so messages spell operators as
+    the query did (">" rather than "gt"). `names` maps "category", "tag" and
+    "persona" to the slugs that exist; by default they are read when a rule names
+    one. An unknown name of any kind is an error, with the closest known names.
     """
     segment_rules = segment_rules or {}
+    names = _Names() if names is None else names
     if not isinstance(rule, dict):
         raise RuleError(path, 'a rule is an object such as {"all": [...]}')
     keys = set(rule)
@@ -52,6 +106,8 @@ def rule_check(
                         own_slug=own_slug,
                         path=_join(path, f"{group}[{index}]"),
                         allow_persona=allow_persona,
+                        typed=typed,
+                        names=names,
                     )
                     for index, child in enumerate(children)
                 ]
@@ -64,6 +120,8 @@ def rule_check(
                 own_slug=own_slug,
                 path=_join(path, "not"),
                 allow_persona=allow_persona,
+                typed=typed,
+                names=names,
             )
         }
     if keys != {"field", "op", "value"}:
@@ -75,23 +133,42 @@ def rule_check(
     name, op, value = rule["field"], rule["op"], rule["value"]
     spec = FIELDS.get(name) if isinstance(name, str) else None
     if spec is None:
-        raise RuleError(
-            _join(path, "field"),
-            f"unknown field {name!r}; known fields: {', '.join(sorted(FIELDS))}",
-        )
+        raise RuleError(_join(path, "field"), _unknown("field", name, FIELDS))
+
+    def spell(op: Any) -> str:
+        return operator_text(op) if typed else repr(op)
+
     if op not in spec.ops:
-        raise RuleError(
-            _join(path, "op"),
-            f"{name} does not support {op!r}; use one of {', '.join(sorted(spec.ops))}",
-        )
+        if typed:
+            usable = [operator_text(o) for o in _operator_order(spec.ops)]
+        else:
+            hint = did_you_mean(op, spec.ops) if isinstance(op, str) else ""
+            usable = [repr(o) for o in _operator_order(spec.ops)]
+        message = f"{name} does not support {spell(op)}; use {', '.join(usable)}"
+        if not typed and hint:
+            message += f" ({hint})"
+        raise RuleError(_join(path, "op"), message)
     try:
         checked = spec.check_value(op, value) if spec.check_value else value
     except ValueError as exc:
-        raise RuleError(_join(path, "value"), f"{name} {op}: {exc}") from None
+        raise RuleError(_join(path, "value"), f"{name} {spell(op)}: {exc}") from None
+    if name == "persona" and not allow_persona:
+        raise RuleError(
+            _join(path, "field"), "a persona rule cannot depend on personas"
+        )
+    if spec.refers_to:
+        known = names[spec.refers_to]
+        for slug in _referenced(checked):
+            if slug not in known:
+                raise RuleError(
+                    _join(path, "value"), _unknown(spec.refers_to, slug, known)
+                )
     if name == "segment":
         for slug in checked:
             if slug not in segment_rules and slug != own_slug:
-                raise RuleError(_join(path, "value"), f"no segment with slug {slug!r}")
+                raise RuleError(
+                    _join(path, "value"), _unknown("segment", slug, segment_rules)
+                )
         if own_slug is not None:
             _refuse_cycle(own_slug, checked, segment_rules, _join(path, "value"))
         if not allow_persona:
@@ -102,11 +179,12 @@ def rule_check(
                         f"segment {slug!r} uses the persona field, so a persona "
                         "rule cannot use it",
                     )
-    if name == "persona" and not allow_persona:
-        raise RuleError(
-            _join(path, "field"), "a persona rule cannot depend on personas"
-        )
     return {"field": name, "op": op, "value": checked}
+
+
+def _operator_order(ops: Collection[str]) -> list[str]:
+    rank = {op: index for index, op in enumerate(OPERATOR_ORDER)}
+    return sorted(ops, key=lambda op: (rank.get(op, len(rank)), op))
 
 
 def rule_uses_persona(

@@ -133,6 +133,9 @@ class FieldSpec:
     check_value: Callable[[str, Any], Any] | None = None
     time_candidates: Callable[[Context, str, Any], list[Expression]] | None = None
     choices: tuple[str, ...] = ()
+    # What the values name, checked by the compiler against what exists:
+    # "category", "tag" or "persona"; "" for plain values.
+    refers_to: str = ""
 
 
 FIELDS: dict[str, FieldSpec] = {}
@@ -152,6 +155,18 @@ def as_decimal(value: Any) -> Any:
     if isinstance(value, bool):
         return value
     return Decimal(str(value))
+
+
+def _compared(kind: str, value: Any) -> Any:
+    """A checked value as the column expression of a `kind` field compares it."""
+    if kind == "decimal":
+        return as_decimal(value)
+    if kind == "text":
+        # text_column() lower-cases the column; values are stored as typed.
+        if isinstance(value, list):
+            return [item.lower() for item in value]
+        return value.lower() if isinstance(value, str) else value
+    return value
 
 
 def present(expression: Expression) -> Q:
@@ -236,7 +251,8 @@ def checker(kind: str, choices: tuple[str, ...] = ()) -> Callable[[str, Any], An
             raise ValueError(f"expected a text value in quotes, got {value!r}")
         if choices and value not in choices:
             raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
-        return value.lower() if kind == "text" else value
+        # Kept as typed ("Barendrecht"); text fields compare ignoring capitals.
+        return value
 
     def check(op: str, value: Any) -> Any:
         if op == "is_set":
@@ -300,6 +316,7 @@ def scalar_field(
     ops: frozenset[str] | None = None,
     check_value: Callable[[str, Any], Any] | None = None,
     time_candidates: Callable[[Context, str, Any], list[Expression]] | None = None,
+    refers_to: str = "",
 ) -> FieldSpec:
     if ops is None:
         ops = (
@@ -314,12 +331,13 @@ def scalar_field(
             ops=frozenset(ops),
             help=help,
             condition=lambda ctx, op, value: compare(
-                expression(ctx), op, as_decimal(value) if kind == "decimal" else value
+                expression(ctx), op, _compared(kind, value)
             ),
             value=expression,
             check_value=check_value or checker(kind, choices),
             time_candidates=time_candidates,
             choices=choices,
+            refers_to=refers_to,
         )
     )
 
@@ -500,6 +518,7 @@ register(
         help="Interests and tags (slugs).",
         condition=_list_condition(_tag_exists),
         check_value=check_slug,
+        refers_to="tag",
     )
 )
 
@@ -589,6 +608,7 @@ scalar_field(
     kind="slug",
     help="Category the customer spent most on (slug).",
     check_value=check_slug,
+    refers_to="category",
 )
 
 
@@ -607,6 +627,7 @@ register(
         help="Categories the customer ever bought from (slugs).",
         condition=_list_condition(_category_exists),
         check_value=check_slug,
+        refers_to="category",
     )
 )
 scalar_field(
@@ -652,6 +673,7 @@ register(
         condition=_bought_within_condition,
         check_value=_check_bought_within,
         time_candidates=_bought_within_candidates,
+        refers_to="category",
     )
 )
 
@@ -930,6 +952,7 @@ scalar_field(
     ),
     check_value=check_slug,
     time_candidates=_persona_candidates,
+    refers_to="persona",
 )
 
 # Nesting: `segment` is compiled by the compiler itself, which inlines the rules of

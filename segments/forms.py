@@ -58,7 +58,12 @@ def check_rule(
     segment_rules = dict(Segment.objects.values_list("slug", "rules"))
     try:
         return (
-            rule_check(rules, segment_rules=segment_rules, own_slug=own_slug),
+            rule_check(
+                rules,
+                segment_rules=segment_rules,
+                own_slug=own_slug,
+                typed=query is not None,
+            ),
             "",
             None,
         )

@@ -65,7 +65,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["KEYWORDS", "MAX_DEPTH", "QuerySyntaxError", "format_rule", "parse"]
+__all__ = [
+    "KEYWORDS",
+    "MAX_DEPTH",
+    "OPERATOR_ORDER",
+    "QuerySyntaxError",
+    "field_syntax",
+    "format_rule",
+    "operator_text",
+    "parse",
+]
 
 KEYWORDS = frozenset(
     {
@@ -105,6 +114,18 @@ _COMPARISONS = {
 _SYMBOLS = {"eq": "=", "ne": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 _TIME_OPS = {"within": "within_days", "before": "before_days"}
 _TIME_WORDS = {op: word for word, op in _TIME_OPS.items()}
+# How each operator of the JSON tree is written in a query, for messages and help.
+_OPERATOR_TEXT = {
+    **_SYMBOLS,
+    "in": "in (...)",
+    "not_in": "not in (...)",
+    "between": "between ... and ...",
+    "contains": "contains",
+    "is_set": "is set / is not set",
+    "within_days": "within N days",
+    "before_days": "before N days",
+}
+OPERATOR_ORDER = tuple(_OPERATOR_TEXT)
 _OPERATOR_HINT = (
     "=, !=, <, <=, >, >=, in, not in, between, contains, is set, is not set, "
     "within or before"
@@ -167,6 +188,20 @@ def parse(text: str) -> dict:
 def format_rule(rule: dict) -> str:
     """Write a rule tree as its canonical query; raise `ValueError` if it has none."""
     return _format(rule, depth=0)
+
+
+def operator_text(op: str) -> str:
+    """How the JSON operator `op` is written in a query: "gt" is ">"."""
+    return _OPERATOR_TEXT.get(op, op)
+
+
+def field_syntax(name: str, ops: frozenset[str] | set[str]) -> str:
+    """The query spellings of the conditions on field `name`, for field help."""
+    if name == BOUGHT_FIELD:
+        return f'{BOUGHT_FIELD}("category-slug", N)'
+    return ", ".join(
+        f"{name} {_OPERATOR_TEXT[op]}" for op in OPERATOR_ORDER if op in ops
+    )
 
 
 # Tokens ----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from crm.models import Customer
 from ..fields import FIELDS
 from ..forms import SegmentForm, check_rule
 from ..models import Segment, SegmentEvent
+from ..query import field_syntax
 from ..selectors import (
     segment_explain,
     segment_is_member,
@@ -153,6 +154,7 @@ class SegmentAdmin(CountedDeleteMixin, ServiceFormMixin, admin.ModelAdmin):
             {
                 "name": spec.name,
                 "ops": ", ".join(sorted(spec.ops)),
+                "syntax": field_syntax(spec.name, spec.ops),
                 "help": spec.help,
                 "choices": ", ".join(spec.choices),
             }

@@ -41,6 +41,7 @@ def rules_from_input(
             segment_rules=segment_rules,
             own_slug=own_slug,
             allow_persona=allow_persona,
+            typed=query is not None,
         )
     except RuleError as exc:
         raise field_error(

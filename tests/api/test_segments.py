@@ -53,6 +53,41 @@ def test_a_syntax_error_in_the_query_is_a_field_error(marketer):
     assert errors_of(response)[0][0] == "query"
 
 
+def test_an_unknown_name_is_a_400_saying_what_to_fix(marketer):
+    response = marketer.post(
+        URL, {"name": "X", "query": "total_spend > 100"}, format="json"
+    )
+    tag = marketer.post(
+        URL,
+        {"name": "Y", "rules": {"field": "tags", "op": "contains", "value": "vip"}},
+        format="json",
+    )
+    category = marketer.post(
+        URL, {"name": "Z", "query": 'favourite_category = "shoes"'}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert errors_of(response) == [("query", "invalid_rule")]
+    [error] = response.json()["errors"]
+    assert "did you mean 'total_spent'?" in error["message"]
+    assert "known fields" not in error["message"]
+    assert tag.status_code == 400
+    assert errors_of(tag) == [("rules", "invalid_rule")]
+    assert "unknown tag 'vip'" in tag.json()["errors"][0]["message"]
+    assert category.status_code == 400
+    assert "unknown category 'shoes'" in category.json()["errors"][0]["message"]
+    assert not Segment.objects.filter(slug__in=["x", "y", "z"]).exists()
+
+
+def test_a_typed_operator_error_uses_the_typed_symbol(marketer):
+    response = marketer.post(URL, {"name": "X", "query": 'city < "b"'}, format="json")
+
+    assert response.status_code == 400
+    message = response.json()["errors"][0]["message"]
+    assert message.startswith("op: city does not support <;")
+    assert "lt" not in message.split(";")[0]
+
+
 def test_update_changes_the_rule_and_deactivates(marketer):
     SegmentFactory(slug="vip", name="VIP")
 

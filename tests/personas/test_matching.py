@@ -192,6 +192,8 @@ def test_persona_rule_cannot_use_personas():
 
 
 def test_persona_rule_cannot_use_a_segment_that_uses_personas():
+    # A segment may name only a persona that exists.
+    persona_create(name="Joe", slug="joe", query="orders >= 1", status=ACTIVE)
     segment_create(name="Joes", query='persona = "joe"')
     with pytest.raises(ValidationError, match="uses the persona field"):
         persona_create(name="Loop", query='segment in ("joes")')

@@ -543,3 +543,36 @@ def test_rebuild_reports_the_customers_whose_segments_moved(store, buyers):
 
     assert "1 customer entered or left a segment" in rebuild()
     assert "0 customers entered or left a segment" in rebuild()
+
+
+def test_field_help_shows_the_query_syntax_of_each_field(staff):
+    content = staff.get(url("add")).content.decode()
+
+    assert "<code>total_spent =, total_spent !=, total_spent &lt;," in content
+    assert "last_purchase within N days" in content
+
+
+def test_a_misspelt_field_in_a_query_suggests_the_right_one(staff):
+    response = staff.post(url("add"), form_data(query="total_spend > 100"))
+
+    content = response.content.decode()
+    assert "unknown field &#x27;total_spend&#x27;; did you mean" in content
+    assert "&#x27;total_spent&#x27;?" in content
+    assert "known fields" not in content
+
+
+def test_an_operator_error_in_a_query_uses_the_typed_symbol(staff):
+    response = staff.post(url("add"), form_data(query='gender > "f"'))
+
+    content = response.content.decode()
+    assert "gender does not support &gt;;" in content
+    assert "&#x27;gt&#x27;" not in content
+
+
+def test_a_query_value_keeps_its_case_when_saved_and_shown_again(staff):
+    staff.post(url("add"), form_data(query='city = "Barendrecht"'))
+
+    segment = Segment.objects.get(slug="repeat-buyers")
+    assert segment.rules == {"field": "city", "op": "eq", "value": "Barendrecht"}
+    content = staff.get(url("change", segment.pk)).content.decode()
+    assert "city = &quot;Barendrecht&quot;" in content

@@ -17,7 +17,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crm.models import Customer
+from crm.models import Customer, Tag
 from crm.services import (
     LineInput,
     consent_record,
@@ -311,6 +311,8 @@ CATEGORIES_BY_ID: dict[str, int] = {}
 @pytest.fixture
 def catalogue(db):
     store = StoreFactory(code="ams")
+    # Rules may name only tags that exist, even ones no customer has.
+    Tag.objects.bulk_create([Tag(name=slug, slug=slug) for slug in TAGS])
     products = {}
     for slug in CATEGORIES:
         category = CategoryFactory(slug=slug, name=slug.title())

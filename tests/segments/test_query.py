@@ -4,7 +4,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segments.query import MAX_DEPTH, QuerySyntaxError, format_rule, parse
+from segments.fields import FIELDS as FIELD_SPECS
+from segments.query import (
+    MAX_DEPTH,
+    QuerySyntaxError,
+    field_syntax,
+    format_rule,
+    operator_text,
+    parse,
+)
 
 
 def leaf(field, op, value):
@@ -360,3 +368,25 @@ def test_every_rule_survives_a_round_trip_through_text(rule):
     # json.dumps tells 1 from 1.0 and True, which == does not.
     assert json.dumps(parsed) == json.dumps(rule)
     assert format_rule(parsed) == text
+
+
+def test_operator_text_is_the_query_spelling():
+    assert [operator_text(op) for op in ("gt", "ne", "not_in", "before_days")] == [
+        ">",
+        "!=",
+        "not in (...)",
+        "before N days",
+    ]
+
+
+def test_field_syntax_lists_each_operator_as_typed_and_parses():
+    assert field_syntax("last_purchase", FIELD_SPECS["last_purchase"].ops) == (
+        "last_purchase is set / is not set, last_purchase within N days, "
+        "last_purchase before N days"
+    )
+    assert ">= " not in field_syntax("city", FIELD_SPECS["city"].ops)
+    assert field_syntax("city", FIELD_SPECS["city"].ops).startswith("city =, city !=")
+    example = field_syntax(
+        "bought_category_within_days", FIELD_SPECS["bought_category_within_days"].ops
+    )
+    assert parse(example.replace("N", "30"))["field"] == "bought_category_within_days"

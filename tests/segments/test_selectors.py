@@ -3,7 +3,7 @@ from datetime import date, timedelta
 import pytest
 from django.utils import timezone
 
-from crm.models import Customer, Receipt
+from crm.models import Customer, Receipt, Tag
 from crm.services import LineInput, receipt_record
 from segments.compiler import context_build, rule_check, rule_condition
 from segments.models import Segment
@@ -103,7 +103,8 @@ def test_explain_shows_a_failing_comparison_with_the_customers_value(shoppers):
     assert orders["kind"] == "leaf"
     assert orders["text"] == "orders >= 2"
     assert (orders["result"], orders["actual"]) == (False, 1)
-    assert (city["field"], city["op"], city["value"]) == ("city", "eq", "utrecht")
+    # The rule keeps the value as typed; the city is compared ignoring capitals.
+    assert (city["field"], city["op"], city["value"]) == ("city", "eq", "Utrecht")
     assert (city["result"], city["actual"]) == (True, "utrecht")
 
 
@@ -124,6 +125,7 @@ def test_explain_not_of_a_missing_value_is_true_for_a_never_buyer(shoppers):
 
 
 def test_explain_runs_one_query_for_all_leaves(shoppers, django_assert_max_num_queries):
+    Tag.objects.create(name="B2B", slug="b2b")
     segment = SegmentFactory(
         rules=rule_check(
             {
