@@ -54,3 +54,10 @@ class Hook:
 # must commit with the contacts (the segment engine marks customers for
 # re-evaluation) and defer any task to `transaction.on_commit`.
 contacts_recorded = Hook("contacts_recorded")
+
+# Called with `customer_ids=set[int] | None` once statistics were recomputed: at the
+# end of a receipts import's transaction (the customers it touched), and after a
+# whole-base `customer_stats_rebuild` (None: every customer). Receivers derive what
+# depends on the statistics of the whole base (the segment engine recomputes its RFM
+# thresholds); they run in the caller's transaction, if any.
+stats_rebuilt = Hook("stats_rebuilt")

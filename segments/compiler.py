@@ -300,10 +300,12 @@ def context_build(
 ) -> Context:
     """A compile context for `now`, with stored RFM thresholds and active segments.
 
+    Thresholds are computed first when missing (see `rfm_thresholds_current`).
     Active personas are loaded when a rule first needs them, unless given.
     `customer_ids` is the id range of a whole-base pass: subqueries are cut to it.
     """
-    from .models import RfmThresholds, Segment
+    from .models import Segment
+    from .services.rfm import rfm_thresholds_current
 
     now = now or timezone.now()
     if segment_rules is None:
@@ -313,7 +315,7 @@ def context_build(
     return Context(
         now=now,
         today=timezone.localdate(now),
-        rfm=RfmThresholds.objects.order_by("-computed_at", "-id").first(),
+        rfm=rfm_thresholds_current(now=now),
         segment_rules=segment_rules,
         personas=tuple(personas) if personas is not None else None,
         customer_ids=customer_ids,
