@@ -80,3 +80,10 @@ demo_seeded = Hook("demo_seeded")
 # (an access request); each receiver returns a dict of sections to add, in a fixed
 # number of queries (the segment engine adds "segments", personas add "persona").
 customer_data_export_sections = Hook("customer_data_export_sections")
+
+# Called with `customer_ids=set[int] | None` once statistics were recomputed: at the
+# end of a receipts import's transaction (the customers it touched), and after a
+# whole-base `customer_stats_rebuild` (None: every customer). Receivers derive what
+# depends on the statistics of the whole base (the segment engine recomputes its RFM
+# thresholds); they run in the caller's transaction, if any.
+stats_rebuilt = Hook("stats_rebuilt")

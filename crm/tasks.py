@@ -77,13 +77,15 @@ def receipt_email_send_task(self, receipt_id: int) -> str:
 
 @shared_task(acks_late=True, soft_time_limit=1800, time_limit=1900)
 def stats_rebuild_range_task(first_id: int, last_id: int, run: str, ranges: int) -> int:
-    """Rebuild the statistics of one customer-id range."""
-    from crm import fanout
+    """Rebuild the statistics of one customer-id range; the last to finish calls the
+    `stats_rebuilt` hook."""
+    from crm import fanout, hooks
     from crm.services.stats import customer_stats_refresh_range
 
     with fanout.range_failure_reported(run, first_id, last_id):
         customer_stats_refresh_range(first_id=first_id, last_id=last_id)
     if fanout.range_done(run, ranges):
+        hooks.stats_rebuilt.send(customer_ids=None)
         fanout.run_finish(run)
     return last_id - first_id + 1
 

@@ -12,6 +12,7 @@ class SegmentsConfig(AppConfig):
         from .db import sqlite_functions
         from .selectors import customer_export_sections
         from .services.engine import customers_mark_dirty
+        from .services.rfm import rfm_thresholds_after_stats
         from .webhooks import segment_slugs
 
         connection_created.connect(sqlite_functions, dispatch_uid="segments.sqlite")
@@ -21,3 +22,5 @@ class SegmentsConfig(AppConfig):
         hooks.webhook_segment_slugs.register(segment_slugs)
         hooks.customer_admin_list_filters.register(customer_list_filters)
         hooks.customer_data_export_sections.register(customer_export_sections)
+        # RFM quintiles are of the whole base's statistics: recomputed with them.
+        hooks.stats_rebuilt.register(rfm_thresholds_after_stats)

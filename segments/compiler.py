@@ -6,6 +6,7 @@ The whole-base pass, the incremental pass, previews and explanations all use
 
 import dataclasses
 import difflib
+import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -378,20 +379,30 @@ def context_build(
 ) -> Context:
     """A compile context for `now`, with stored RFM thresholds and active segments.
 
+    When a segment rule or a given persona rule uses an RFM field, thresholds are
+    computed first if missing (see `rfm_thresholds_current`).
     Active personas are loaded when a rule first needs them, unless given.
     `customer_ids` is the id range of a whole-base pass: subqueries are cut to it.
     """
     from .models import RfmThresholds, Segment
+    from .services.rfm import rfm_thresholds_current
 
     now = now or timezone.now()
     if segment_rules is None:
         segment_rules = dict(
             Segment.objects.filter(is_active=True).values_list("slug", "rules")
         )
+    rules = [*segment_rules.values(), *(p.rules for p in personas or ())]
+    # Only then: computing thresholds changes every signature's rules version.
+    uses_rfm = '"rfm_' in json.dumps(rules)
     return Context(
         now=now,
         today=timezone.localdate(now),
-        rfm=RfmThresholds.objects.order_by("-computed_at", "-id").first(),
+        rfm=(
+            rfm_thresholds_current(now=now)
+            if uses_rfm
+            else RfmThresholds.objects.order_by("-computed_at", "-id").first()
+        ),
         segment_rules=segment_rules,
         personas=tuple(personas) if personas is not None else None,
         customer_ids=customer_ids,

@@ -69,9 +69,12 @@ def recompute_dispatch(*, chunk_size: int | None = None, now=None) -> tuple[str,
     """
     from crm import fanout
 
+    from .compiler import context_build
     from .services.engine import recompute_finalize
 
     now = now or timezone.now()
+    # Missing RFM thresholds computed once here rather than by every range's worker.
+    context_build(now=now)
     run, ranges = fanout.ranges_dispatch(
         segments_recompute_range_task,
         chunk_size=chunk_size,

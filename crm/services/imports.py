@@ -21,7 +21,8 @@ in the database are skipped, so importing a file twice adds nothing.
 Historical sales neither move stock (today's counts already reflect them) nor earn
 loyalty points (the file has no card column). They do get a purchase contact each,
 which the `contacts_recorded` hook (the segment engine) hears about, and the
-statistics of every customer they touch are recomputed.
+statistics of every customer they touch are recomputed (then the `stats_rebuilt`
+hook is called, in the same transaction).
 """
 
 import csv
@@ -42,6 +43,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm import hooks
 from crm.models import (
     Category,
     Contact,
@@ -802,7 +804,9 @@ def _write(
         ],
     )
     _sequences_advance(todo, store_ids=store_ids)
-    customer_stats_refresh(customer_ids={receipt.customer_id for receipt in purchases})
+    touched = {receipt.customer_id for receipt in purchases}
+    customer_stats_refresh(customer_ids=touched)
+    hooks.stats_rebuilt.send(customer_ids=touched)
     contact_announce(
         contacts=[
             ContactRef(receipt.customer_id, contact_id)

@@ -11,6 +11,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
+from crm import hooks
 from crm.fanout import customer_id_ranges
 from crm.models import (
     Category,
@@ -285,7 +286,7 @@ def customer_stats_rebuild(
     """Rebuild every customer's statistics set-based, one id range per transaction.
 
     Returns the number of customers covered; `progress` is called with the number
-    of customers done after each range.
+    of customers done after each range. The `stats_rebuilt` hook is called at the end.
     """
     total = 0
     for low, high in customer_id_ranges(chunk_size):
@@ -293,4 +294,5 @@ def customer_stats_rebuild(
         total += done
         if progress is not None:
             progress(done)
+    hooks.stats_rebuilt.send(customer_ids=None)
     return total

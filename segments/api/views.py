@@ -16,7 +16,7 @@ from crm.models import Customer
 
 from ..models import Segment, SegmentEvent
 from ..selectors import segment_member_list, segment_preview
-from ..services import recompute_later, segment_delete
+from ..services import recompute_later, rfm_thresholds_compute, segment_delete
 from ..services.segments import rules_from_input
 from . import filters, serializers
 from .services import api_segment_create, api_segment_update
@@ -164,7 +164,10 @@ class SegmentViewSet(
         )
 
     @extend_schema(
-        summary="Recompute the members of every segment in the background",
+        summary=(
+            "Recompute the RFM thresholds, then the members of every segment in "
+            "the background"
+        ),
         request=None,
         responses={
             202: serializers.RecomputeSerializer,
@@ -176,6 +179,9 @@ class SegmentViewSet(
     )
     def recompute(self, request, slug=None):
         segment = self.get_object()
+        # Today's RFM thresholds first: a recompute right after an import must not
+        # score the new history against none (or last night's).
+        rfm_thresholds_compute()
         recompute_later()
         return Response(
             {"segment": segment.slug, "status": "queued"},

@@ -87,3 +87,24 @@ def rfm_thresholds_compute(*, now: datetime | None = None) -> RfmThresholds:
         computed_at=now,
         customers=count,
     )
+
+
+def rfm_thresholds_after_stats(*, customer_ids: set[int] | None = None) -> None:
+    """Receiver of `crm.hooks.stats_rebuilt`: recompute the thresholds.
+
+    Quintiles are of the whole base, so however few customers changed, every
+    threshold may have moved.
+    """
+    rfm_thresholds_compute()
+
+
+def rfm_thresholds_current(*, now: datetime | None = None) -> RfmThresholds:
+    """The latest thresholds, computed first when there are none (or the latest
+    were computed on a base without buyers and buyers exist now), so an evaluation
+    never scores every customer 1 for want of the nightly job."""
+    latest = RfmThresholds.objects.order_by("-computed_at", "-id").first()
+    if latest is not None and (
+        latest.customers or not CustomerStats.objects.filter(orders__gt=0).exists()
+    ):
+        return latest
+    return rfm_thresholds_compute(now=now)

@@ -1,5 +1,15 @@
+from datetime import timedelta
+
+from django.utils import timezone
+
+from crm.services import LineInput, receipt_record
 from personas.services import persona_create
-from segments.models import CustomerSegmentState, Segment, SegmentEvent
+from segments.models import (
+    CustomerSegmentState,
+    RfmThresholds,
+    Segment,
+    SegmentEvent,
+)
 from segments.services.engine import recompute_all
 from tests.crm.factories import CustomerFactory
 from tests.segments.factories import (
@@ -218,3 +228,26 @@ def test_only_marketers_and_admins_delete_segments(till, reader):
     for client in (till, reader):
         assert client.delete(f"{URL}keep/").status_code == 403
     assert Segment.objects.filter(slug="keep").exists()
+
+
+def test_recompute_computes_missing_rfm_thresholds_first(
+    marketer, store, products, django_capture_on_commit_callbacks
+):
+    for days in (0, 10, 20, 30, 40):
+        receipt_record(
+            store=store,
+            customer=CustomerFactory(),
+            payment_method="card",
+            lines=[LineInput("SHOE-1", 1)],
+            purchased_at=timezone.now() - timedelta(days=days, hours=12),
+        )
+    RfmThresholds.objects.all().delete()
+    SegmentFactory(slug="vip")
+
+    with django_capture_on_commit_callbacks():
+        response = marketer.post(f"{URL}vip/recompute/")
+
+    assert response.status_code == 202
+    thresholds = RfmThresholds.objects.get()
+    assert thresholds.customers == 5
+    assert thresholds.recency == [8.0, 16.0, 24.0, 32.0]
