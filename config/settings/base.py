@@ -5,6 +5,7 @@ right after commit. Setting DATABASE_URL and REDIS_URL switches to PostgreSQL wi
 real Celery workers and beat.
 """
 
+import importlib.util
 from datetime import timedelta
 from pathlib import Path
 
@@ -36,6 +37,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    # Swagger UI's assets come from this package: the API docs work offline.
+    "drf_spectacular_sidecar",
     "phonenumber_field",
     "axes",
     "crm",
@@ -43,6 +46,10 @@ INSTALLED_APPS = [
     "campaigns",
     "personas",
 ]
+# The benchmark harness (`manage.py bench`) is in the source checkout only; the
+# Python package does not ship it.
+if importlib.util.find_spec("benchmarks") is not None:
+    INSTALLED_APPS.append("benchmarks")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -109,12 +116,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 else:
     # The segment engine sends large generated queries; PostgreSQL's JIT spends
-    # longer compiling them than running them (measured: 480 of 662 ms for a batch).
+    # longer compiling them than running them (docs/benchmarks.md).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
     # Parameters travel apart from the SQL, and a statement run more than
     # DATABASE_PREPARE_THRESHOLD times on a connection is prepared: PostgreSQL then
-    # skips parsing and planning it. That halves its CPU time per sale (measured:
-    # 2.8 -> 1.5 ms). Set DATABASE_PREPARE_THRESHOLD= (empty) behind a pooler in
+    # skips parsing and planning it, which roughly halves its CPU time per sale
+    # (docs/benchmarks.md). Set DATABASE_PREPARE_THRESHOLD= (empty) behind a pooler in
     # transaction mode that cannot keep prepared statements (PgBouncer before 1.21).
     DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
     _prepare_threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5").strip()
@@ -146,8 +153,6 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
-MEDIA_URL = "media/"
-MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 
 LOGIN_URL = "admin:login"
 
@@ -197,7 +202,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "crm.tasks.idempotency_purge_task",
         "schedule": crontab(hour=4, minute=30),
     },
+    # Webhook retries are due rows; a delivery's first attempt is enqueued on commit.
+    "webhooks-due": {
+        "task": "crm.webhooks.tasks.webhook_deliveries_due_task",
+        "schedule": 30.0,
+    },
 }
+CELERY_IMPORTS = ["crm.webhooks.tasks"]
 
 # Email: console output unless EMAIL_URL says otherwise (smtp://user:pass@host:port).
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
@@ -264,10 +275,6 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# Swagger UI's assets are served from the drf-spectacular-sidecar package, so the
-# interactive docs work without internet access.
-INSTALLED_APPS += ["drf_spectacular_sidecar"]
-
 # Requests per window and client (token user) by view scope; empty disables one.
 LOYALIST_API_THROTTLE_RATES = {
     "default": env.str("LOYALIST_API_THROTTLE_RATE", default="20000/min"),
@@ -275,17 +282,9 @@ LOYALIST_API_THROTTLE_RATES = {
     "recompute": env.str("LOYALIST_API_RECOMPUTE_THROTTLE_RATE", default="6/min"),
 }
 
-# Webhook deliveries: the first attempt is enqueued on commit, retries are due rows.
-CELERY_IMPORTS = ["crm.webhooks.tasks"]
-CELERY_BEAT_SCHEDULE["webhooks-due"] = {
-    "task": "crm.webhooks.tasks.webhook_deliveries_due_task",
-    "schedule": 30.0,
-}
-
 PHONENUMBER_DEFAULT_REGION = env.str("PHONENUMBER_DEFAULT_REGION", default="NL")
 PHONENUMBER_DB_FORMAT = "E164"
 
-# Loyalty programme.
 # Webhook URLs on private, loopback or link-local addresses are refused (the server
 # would otherwise POST to hosts only it can reach); allow them for a receiver on
 # this machine in development.
@@ -294,6 +293,8 @@ LOYALIST_WEBHOOK_ALLOW_PRIVATE = env.bool(
 )
 # How long an Idempotency-Key is remembered; clients retry within minutes.
 LOYALIST_IDEMPOTENCY_KEEP_DAYS = env.int("LOYALIST_IDEMPOTENCY_KEEP_DAYS", default=7)
+
+# Loyalty programme: prices, points and the points' value are in this currency.
 LOYALIST_CURRENCY = env.str("LOYALIST_CURRENCY", default="EUR")
 LOYALIST_POINTS_PER_CURRENCY_UNIT = env.int(
     "LOYALIST_POINTS_PER_CURRENCY_UNIT", default=1

@@ -16,7 +16,6 @@ REMAINING = {
     "crm/api/filters.py",
     "crm/api/serializers.py",
     "crm/api/views.py",
-    "crm/management/commands/bench.py",
     "segments/compiler.py",
     "segments/services/engine.py",
     "segments/services/segments.py",

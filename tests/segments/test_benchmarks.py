@@ -7,7 +7,7 @@ import numbers
 import pytest
 from django.db import connection
 
-from segments.benchmarks import BENCH_SEGMENTS, bench_segments
+from benchmarks.segments import BENCH_SEGMENTS, bench_segments
 
 pytestmark = [
     pytest.mark.slow,
