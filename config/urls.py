@@ -7,6 +7,8 @@ admin.site.site_header = "Loyalist"
 admin.site.site_title = "Loyalist"
 admin.site.index_title = "Customers, segments and personas"
 
+handler403 = "config.views.permission_denied"
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),

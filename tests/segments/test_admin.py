@@ -176,6 +176,24 @@ def test_change_page_shows_members_history_chart_and_warnings(
     assert "Entries and exits" in content
 
 
+def test_a_segment_overlapping_several_others_shows_one_warning_naming_them(staff):
+    broad = SegmentFactory(name="Broad", rules={"all": []})
+    twins = [SegmentFactory(name=name) for name in ("Alpha", "Beta", "Gamma")]
+    for customer in CustomerFactory.create_batch(2):
+        membership_create(segment=broad, customer=customer)
+        for twin in twins:
+            membership_create(segment=twin, customer=customer)
+    for segment in (broad, *twins):
+        Segment.objects.filter(pk=segment.pk).update(size=2)
+
+    content = staff.get(url("change", broad.pk)).content.decode()
+
+    assert content.count("segment-warning segment-overlap") == 1
+    assert "overlaps 3 other segments almost entirely" in content
+    for twin in twins:
+        assert f'{url("change", twin.pk)}">{twin.name}</a> (100%)' in content
+
+
 # Saving ------------------------------------------------------------------------------
 
 
