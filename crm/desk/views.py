@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -194,7 +195,19 @@ def sale(request: HttpRequest) -> HttpResponse:
 def customer_lookup(request: HttpRequest) -> JsonResponse:
     """Who the scanned card, email or phone belongs to, for the sale page."""
     identification = desk_customer_identify(query=request.GET.get("q", "")[:254])
-    return JsonResponse(identification.as_json())
+    context = {
+        "identification": identification,
+        "currency": settings.LOYALIST_CURRENCY,
+        "point_value": settings.LOYALIST_POINT_VALUE,
+    }
+    return JsonResponse(
+        {
+            **identification.as_json(),
+            # The page swaps these in: one template for the page and the lookup.
+            "html": render_to_string("desk/_customer.html", context, request),
+            "points_help": render_to_string("desk/_points_help.html", context, request),
+        }
+    )
 
 
 @require_GET

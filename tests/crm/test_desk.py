@@ -16,6 +16,7 @@ from django.db import connection, connections
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from crm.desk.forms import MARKETING_CONSENT_WORDING
 from crm.desk.permissions import SESSION_STORE_KEY
@@ -220,6 +221,19 @@ def test_lookup_by_card_number_shows_name_tier_points_and_last_visit(
     assert data["customer"]["name"] == customer.full_name
     assert data["card"] == {"number": card.number, "tier": "Basic", "points": 59}
     assert data["last_visit"] == timezone.localdate().isoformat()
+    # The panel the page swaps in comes from the page's own template.
+    assert "<dt>Last visit</dt>" in data["html"]
+    assert f"<dd>{date_format(timezone.localdate(), 'j M Y')}</dd>" in data["html"]
+    assert "Balance: 59 points." in data["points_help"]
+
+
+def test_lookup_of_nobody_renders_the_notice_and_points_help_without_a_balance(desk):
+    data = desk.get(reverse("desk:customer_lookup"), {"q": "New@Example.com"}).json()
+
+    assert '<p class="notice">' in data["html"]
+    assert "register them below" in data["html"]
+    assert "Balance" not in data["points_help"]
+    assert "One point is worth EUR 0.01." in data["points_help"]
 
 
 def test_lookup_by_email_ignores_capitals_and_by_phone_takes_national_format(

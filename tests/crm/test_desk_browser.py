@@ -131,6 +131,9 @@ def test_clerk_records_a_sale_for_a_scanned_card_and_the_receipt_is_emailed(
     assert "Joe Jansen" in panel.inner_text()
     assert "Silver" in panel.inner_text()
     assert "250" in panel.inner_text()
+    assert "last visit" in panel.inner_text().lower()
+    points_help = page.locator("[data-points-help]").inner_text()
+    assert "Balance: 250 points." in points_help
 
     # Line 1 is typed, with a quantity of 2; line 2 is a scanned barcode.
     first_code = page.get_by_label("SKU or barcode, line 1")

@@ -48,6 +48,8 @@
     var datalist = form.querySelector("#desk-products");
     var pointValue = cents(form.dataset.pointValue);
     var lastLookup = identifier.value.trim();
+    var anonymousPanel = panel.dataset.anonymous;
+    var anonymousPointsHelp = panel.dataset.anonymousPoints;
     var submitting = false;
 
     // Lines -------------------------------------------------------------------
@@ -189,52 +191,22 @@
 
     // Customer ------------------------------------------------------------------
 
-    function fact(list, label, value, attribute) {
-      var wrapper = element("div");
-      wrapper.appendChild(element("dt", label));
-      var dd = element("dd", String(value));
-      if (attribute) dd.setAttribute(attribute, String(value));
-      wrapper.appendChild(dd);
-      list.appendChild(wrapper);
-    }
-
+    // The panel's HTML is rendered by the server from the same template as the page
+    // (desk/_customer.html), so its labels, dates and numbers are localised once.
     function showCustomer(data) {
-      panel.innerHTML = "";
-      if (!data) {
-        panel.appendChild(element("p", "No customer: an anonymous sale, unless you scan a card or register someone.", "muted"));
-        pointsHelp.dataset.balance = "";
+      panel.innerHTML = data ? data.html : anonymousPanel;
+      pointsHelp.innerHTML = data ? data.points_help : anonymousPointsHelp;
+      if (pointsInput) pointsInput.max = data && data.card ? data.card.points : "";
+      if (!data || !data.found) {
+        if (data) {
+          var email = form.querySelector("#id_new_email");
+          var phone = form.querySelector("#id_new_phone");
+          if (data.unknown_email && !email.value) email.value = data.unknown_email;
+          if (data.unknown_phone && !phone.value) phone.value = data.unknown_phone;
+          newCustomer.hidden = false;
+        }
         return;
       }
-      if (!data.found) {
-        panel.appendChild(element("p", data.message, "notice"));
-        var email = form.querySelector("#id_new_email");
-        var phone = form.querySelector("#id_new_phone");
-        if (data.unknown_email && !email.value) email.value = data.unknown_email;
-        if (data.unknown_phone && !phone.value) phone.value = data.unknown_phone;
-        newCustomer.hidden = false;
-        pointsHelp.dataset.balance = "";
-        return;
-      }
-      var card = element("div", undefined, "customer-card");
-      card.setAttribute("data-customer-found", "");
-      if (data.customer) card.setAttribute("data-customer-registered", "");
-      card.appendChild(element(
-        "p", data.customer ? data.customer.name : "Card not registered to anyone yet", "customer-name"
-      ));
-      var facts = element("dl", undefined, "facts");
-      if (data.card) {
-        fact(facts, "Card", data.card.number);
-        fact(facts, "Tier", data.card.tier);
-        fact(facts, "Points", data.card.points, "data-points");
-        pointsHelp.textContent = "Balance: " + data.card.points + " points. One point is worth " +
-          currency + " " + money(pointValue) + ".";
-        if (pointsInput) pointsInput.max = data.card.points;
-      } else {
-        fact(facts, "Card", "No loyalty card: this sale earns no points");
-      }
-      if (data.customer) fact(facts, "Last visit", data.last_visit || "First visit");
-      card.appendChild(facts);
-      panel.appendChild(card);
       // Someone who is found needs no registering, unless the card is nobody's.
       newCustomer.hidden = Boolean(data.customer) && !newCustomerTyped();
     }
