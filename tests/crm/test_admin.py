@@ -8,6 +8,7 @@ from django.contrib.messages import get_messages
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from stdnum import luhn
 
 from crm.models import (
@@ -462,6 +463,29 @@ def test_customer_changelist_sorts_by_total_spent(admin_client, store, products)
     response = admin_client.get(url, {"o": f"-{column}"})
 
     assert list(response.context["cl"].result_list) == [big, small]
+
+
+def test_customer_changelist_shows_the_email_under_the_name_and_the_last_purchase_day(
+    admin_client, store, products
+):
+    customer = CustomerFactory(first_name="Joe", last_name="Jansen", email="j@x.nl")
+    sale(store, customer, None, products)
+
+    response = admin_client.get(admin_url("customer", "changelist"))
+
+    content = response.content.decode()
+    assert response.context["cl"].list_display[1:] == [
+        "customer",
+        "city",
+        "orders",
+        "total_spent",
+        "last_purchase_day",
+    ]
+    assert 'Joe Jansen<br><span class="quiet">j@x.nl</span></a>' in content
+    assert (
+        f'<td class="field-last_purchase_day">{date_format(timezone.localdate())}'
+        in (content)
+    )
 
 
 # Consent ledger
