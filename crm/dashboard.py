@@ -174,7 +174,9 @@ def channel_reach() -> list[ChannelReach]:
         aggregates[f"{channel}_consented"] = Count("pk", filter=granted)
         if address is not None:
             aggregates[f"{channel}_reachable"] = Count("pk", filter=granted & address)
-    counts = Consent.objects.filter(pk__in=ranked.values("pk")).aggregate(**aggregates)
+    # Aggregated over the ranked rows themselves: joining them back to the ledger
+    # by id would cost a lookup per current consent.
+    counts = ranked.aggregate(**aggregates)
     return [
         ChannelReach(
             channel=channel,
