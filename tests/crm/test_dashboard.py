@@ -139,7 +139,8 @@ def oracle(plans: list[dict]) -> dict:
                 reachable += bool(has_address(plan, channel))
         reach[channel] = (
             consented,
-            None if has_address({"email": 1, "phone": 1, "post": 1}, channel) is None
+            None
+            if has_address({"email": 1, "phone": 1, "post": 1}, channel) is None
             else reachable,
         )
     return {
@@ -236,9 +237,9 @@ def test_figures_are_served_from_the_cache_until_it_expires(client, admin_user):
     Customer.objects.create(email="new@example.com")
 
     assert core_figures().customers == 1
-    assert "<a href=\"/admin/crm/customer/\">0</a>" in dashboard(client)
+    assert '<a href="/admin/crm/customer/">0</a>' in dashboard(client)
     cache.clear()
-    assert "<a href=\"/admin/crm/customer/\">1</a>" in dashboard(client)
+    assert '<a href="/admin/crm/customer/">1</a>' in dashboard(client)
 
 
 def test_marketer_sees_every_card(client, db):
