@@ -9,7 +9,13 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 
 from . import hooks
-from .charts import PERIOD_COLOURS, channel_colour, chart_spec, dataset
+from .charts import (
+    PERIOD_COLOURS,
+    SIGN_COLOURS,
+    channel_colour,
+    chart_spec,
+    dataset,
+)
 from .dashboard import (
     ACTIVE_WINDOWS,
     REVENUE_DAYS,
@@ -26,7 +32,7 @@ def core_charts(figures: CoreFigures) -> list[dict[str, Any]]:
     reach = [row for row in figures.reach if row.reachable is not None]
     return [
         chart_spec(
-            "dashboard-reach",
+            "dashboard-reach-chart",
             kind="bar",
             title=_("Reachable customers per channel"),
             labels=[row.label for row in reach],
@@ -40,7 +46,7 @@ def core_charts(figures: CoreFigures) -> list[dict[str, Any]]:
             horizontal=True,
         ),
         chart_spec(
-            "dashboard-revenue",
+            "dashboard-revenue-chart",
             kind="bar",
             title=_("Revenue, last %(days)s days against the %(days)s before")
             % {"days": REVENUE_DAYS},
@@ -74,6 +80,7 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
             if panel is not None
         ],
         "dashboard_cache_minutes": dashboard_cache_seconds() // 60,
+        "dashboard_sign_colours": SIGN_COLOURS,
     }
     if request.user.has_perm("crm.view_customer"):
         cached = figures_cached("core", lambda now: core_figures(now=now))

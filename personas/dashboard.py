@@ -88,7 +88,7 @@ def dashboard_personas_panel(*, request: HttpRequest) -> SafeString | None:
     customers_total = sum(row.customers for row in rows)
     colours = [colour_for_id(row.pk) for row in rows]
     chart = chart_spec(
-        "dashboard-personas",
+        "dashboard-personas-chart",
         kind="bar",
         title=_("Revenue per persona, last %(days)s days") % {"days": REVENUE_DAYS},
         labels=[row.name for row in rows],

@@ -160,7 +160,7 @@ def _trend_chart(figures: SegmentFigures, shown: list[SegmentTrend]):
             "date": figures.history_starts.strftime("%d %b %Y")
         }
     return chart_spec(
-        "dashboard-segment-sizes",
+        "dashboard-segment-sizes-chart",
         kind="line",
         title=_("Segment sizes, last %(days)s days") % {"days": TREND_DAYS},
         labels=[day.strftime("%d %b") for day in days],
