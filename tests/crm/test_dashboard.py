@@ -274,7 +274,7 @@ def test_staff_without_customer_permission_get_the_app_list_only(client, db):
 
     page = dashboard(signed_in(client, user))
 
-    assert "loyalist-dashboard-main" not in page
+    assert 'id="loyalist-dashboard-main"' not in page
     assert "have permission" in page
     assert "Figures as of" not in page
 
