@@ -87,3 +87,11 @@ customer_data_export_sections = Hook("customer_data_export_sections")
 # depends on the statistics of the whole base (the segment engine recomputes its RFM
 # thresholds); they run in the caller's transaction, if any.
 stats_rebuilt = Hook("stats_rebuilt")
+
+# Called with `request` when the admin renders its home page (the dashboard), after
+# the core's own cards. Each receiver returns an HTML fragment of one or more cards
+# (already escaped, a SafeString), or None when the signed-in user may not see it.
+# Receivers keep their figures in the cache through `crm.dashboard.figures_cached`,
+# so a warm page costs them no query (the segment engine adds segment sizes, RFM
+# and movements; personas add customers and revenue per persona).
+dashboard_panels = Hook("dashboard_panels")

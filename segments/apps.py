@@ -9,6 +9,7 @@ class SegmentsConfig(AppConfig):
         from crm import hooks
 
         from .admin.panels import customer_list_filters, customer_segments_panel
+        from .dashboard import dashboard_segments_panel
         from .db import sqlite_functions
         from .selectors import customer_export_sections
         from .services.engine import customers_mark_dirty
@@ -19,6 +20,7 @@ class SegmentsConfig(AppConfig):
         # Every recorded contact may move its customer between segments.
         hooks.contacts_recorded.register(customers_mark_dirty)
         hooks.customer_admin_panels.register(customer_segments_panel)
+        hooks.dashboard_panels.register(dashboard_segments_panel)
         hooks.webhook_segment_slugs.register(segment_slugs)
         hooks.customer_admin_list_filters.register(customer_list_filters)
         hooks.customer_data_export_sections.register(customer_export_sections)

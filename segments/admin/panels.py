@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from crm.models import Customer
 
+from ..dashboard import RfmFrequencyFilter, RfmRecencyFilter
 from ..models import Segment, SegmentSizeSnapshot
 from ..selectors import customer_segment_list
 
@@ -115,5 +116,6 @@ class SegmentFilter(admin.SimpleListFilter):
 
 
 def customer_list_filters(*, request: HttpRequest) -> list[type[admin.ListFilter]]:
-    """`customer_admin_list_filters` receiver: members of a segment."""
-    return [SegmentFilter]
+    """`customer_admin_list_filters` receiver: members of a segment, and the RFM
+    scores the dashboard's grid links to."""
+    return [SegmentFilter, RfmRecencyFilter, RfmFrequencyFilter]
