@@ -16,7 +16,6 @@ from crm.models import (
     Receipt,
     ReceiptLine,
 )
-from crm.rows import row_get
 
 from .permissions import sees_all, till_store_ids
 
@@ -76,7 +75,7 @@ def customer_in_scope(*, user, customer_id: int) -> Customer | None:
     case of a till's own customer: one plain read by key, and the served-by
     subqueries only for a customer whose home is another store.
     """
-    customer = row_get(Customer, "pk", customer_id)
+    customer = Customer.objects.filter(pk=customer_id).first()
     if customer is None:
         return None
     if sees_all(user):

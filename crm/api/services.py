@@ -7,6 +7,7 @@ find out which customer ids exist elsewhere), except stores, which every role ma
 list.
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -17,7 +18,6 @@ from django.utils.translation import gettext as _
 
 from crm.errors import field_error
 from crm.models import Contact, Customer, LoyaltyCard, Receipt, SalesChannel, Store
-from crm.rows import row_get
 from crm.services import (
     LineInput,
     consent_record,
@@ -42,7 +42,7 @@ CUSTOMER_SOURCE_BY_CHANNEL = {
 
 def store_for_write(*, user: AbstractBaseUser, code: str | None, field: str) -> Store:
     """The store a write names, if the caller may record things there."""
-    store = row_get(Store, "code", code) if code else None
+    store = Store.objects.filter(code=code).first() if code else None
     if store is None:
         raise field_error(
             field, _("No store with code '%(store)s'."), "unknown_store", store=code
@@ -200,34 +200,104 @@ def api_receipt_void(*, user: AbstractBaseUser, receipt: Receipt, reason: str):
     return receipt_void(receipt=receipt, reason=reason, by=user)
 
 
-def _contact_customer(*, user: AbstractBaseUser, data: dict[str, Any]) -> Customer:
-    if data.get("customer") is not None:
-        return customer_for_write(user=user, customer_id=data["customer"])
-    customer = Customer.objects.by_email(data["customer_email"]).first()
-    if customer is None:
-        raise field_error(
-            "customer_email",
-            _("No customer with email %(email)s."),
-            "unknown_customer",
-            email=data["customer_email"],
+@dataclass(frozen=True)
+class _ContactReferences:
+    """The customers and stores that contacts name, looked up once for all of them.
+
+    One contact and a batch of a thousand resolve their references the same way,
+    with the same errors; only the number of items differs.
+    """
+
+    by_id: dict[int, Customer]
+    by_email: dict[str, Customer]
+    stores: dict[str, Store]
+    default_store: Store | None
+    # The stores the caller may record contacts at; None for every store.
+    allowed: frozenset[int] | None
+
+    @classmethod
+    def load(
+        cls, *, user: AbstractBaseUser, items: list[dict[str, Any]]
+    ) -> "_ContactReferences":
+        ids = {item["customer"] for item in items if item.get("customer") is not None}
+        emails = {
+            item["customer_email"].strip().lower()
+            for item in items
+            if item.get("customer") is None and item.get("customer_email")
+        }
+        codes = {item["store"] for item in items if item.get("store")}
+        # Matched whatever the capitals, as Customer.objects.by_email does, through
+        # the same lower(email) index.
+        by_email = {
+            customer.email.lower(): customer
+            for customer in Customer.objects.alias(lowered=Lower("email")).filter(
+                lowered__in=list(emails)
+            )
+        }
+        return cls(
+            by_id=customer_scope(user=user).in_bulk(list(ids)),
+            by_email=by_email,
+            stores=Store.objects.in_bulk(list(codes), field_name="code"),
+            default_store=(
+                _default_store(user)
+                if any(not item.get("store") for item in items)
+                else None
+            ),
+            allowed=None if sees_all(user) else till_store_ids(user),
         )
-    return customer
+
+    def resolve(self, item: dict[str, Any]) -> tuple[Customer, Store | None]:
+        """The contact's customer and store; ValidationError if the caller may not
+        use them. A till's contacts always carry one of its stores."""
+        if item.get("customer") is not None:
+            customer = self.by_id.get(item["customer"])
+            if customer is None:
+                raise field_error(
+                    "customer",
+                    _("No customer with id %(id)s."),
+                    "unknown_customer",
+                    id=item["customer"],
+                )
+        else:
+            customer = self.by_email.get(item["customer_email"].strip().lower())
+            if customer is None:
+                raise field_error(
+                    "customer_email",
+                    _("No customer with email %(email)s."),
+                    "unknown_customer",
+                    email=item["customer_email"],
+                )
+        if not item.get("store"):
+            if self.default_store is None and self.allowed is not None:
+                raise field_error(
+                    "store",
+                    _("Name the store (code) the contact happened at."),
+                    "store_required",
+                )
+            return customer, self.default_store
+        store = self.stores.get(item["store"])
+        if store is None:
+            raise field_error(
+                "store",
+                _("No store with code '%(store)s'."),
+                "unknown_store",
+                store=item["store"],
+            )
+        if self.allowed is not None and store.pk not in self.allowed:
+            raise field_error(
+                "store",
+                _("This token may not record anything for store '%(store)s'."),
+                "store_not_allowed",
+                store=item["store"],
+            )
+        return customer, store
 
 
 @transaction.atomic
 def api_contact_record(*, user: AbstractBaseUser, data: dict[str, Any]) -> Contact:
     """Record one contact; a till's contacts always carry one of its stores."""
-    customer = _contact_customer(user=user, data=data)
-    if data.get("store"):
-        store = store_for_write(user=user, code=data["store"], field="store")
-    else:
-        store = _default_store(user)
-        if store is None and not sees_all(user):
-            raise field_error(
-                "store",
-                _("Name the store (code) the contact happened at."),
-                "store_required",
-            )
+    references = _ContactReferences.load(user=user, items=[data])
+    customer, store = references.resolve(data)
     return contact_record(
         customer=customer,
         kind=data["kind"],
@@ -249,37 +319,19 @@ def api_contacts_record_bulk(
     statements, whatever the batch size, and the segment engine is told about the
     batch once it commits.
     """
-    ids = {item["customer"] for item in items if item.get("customer") is not None}
-    emails = {
-        item["customer_email"].strip().lower()
-        for item in items
-        if item.get("customer") is None and item.get("customer_email")
-    }
-    by_id = customer_scope(user=user).in_bulk(list(ids))
-    # Matched whatever the capitals, as Customer.objects.by_email does, through
-    # the same lower(email) index.
-    by_email = {
-        customer.email.lower(): customer
-        for customer in Customer.objects.alias(lowered=Lower("email")).filter(
-            lowered__in=list(emails)
-        )
-    }
-    codes = {item["store"] for item in items if item.get("store")}
-    stores = Store.objects.in_bulk(list(codes), field_name="code")
-    default_store = _default_store(user)
-    allowed = None if sees_all(user) else till_store_ids(user)
-
+    references = _ContactReferences.load(user=user, items=items)
     results: list[Contact | ValidationError] = []
     for item in items:
         try:
+            customer, store = references.resolve(item)
             results.append(
-                _bulk_item_build(
-                    item,
-                    by_id=by_id,
-                    by_email=by_email,
-                    stores=stores,
-                    default_store=default_store,
-                    allowed=allowed,
+                contact_build(
+                    customer=customer,
+                    kind=item["kind"],
+                    channel=item["channel"],
+                    occurred_at=item.get("occurred_at"),
+                    store=store,
+                    payload=item.get("payload") or {},
                 )
             )
         except ValidationError as exc:
@@ -290,64 +342,3 @@ def api_contacts_record_bulk(
         )
     )
     return [r if isinstance(r, ValidationError) else next(saved) for r in results]
-
-
-def _bulk_item_build(
-    item: dict[str, Any],
-    *,
-    by_id: dict[int, Customer],
-    by_email: dict[str, Customer],
-    stores: dict[str, Store],
-    default_store: Store | None,
-    allowed: frozenset[int] | None,
-) -> Contact:
-    if item.get("customer") is not None:
-        customer = by_id.get(item["customer"])
-        if customer is None:
-            raise field_error(
-                "customer",
-                _("No customer with id %(id)s."),
-                "unknown_customer",
-                id=item["customer"],
-            )
-    else:
-        customer = by_email.get(item["customer_email"].strip().lower())
-        if customer is None:
-            raise field_error(
-                "customer_email",
-                _("No customer with email %(email)s."),
-                "unknown_customer",
-                email=item["customer_email"],
-            )
-    if item.get("store"):
-        store = stores.get(item["store"])
-        if store is None:
-            raise field_error(
-                "store",
-                _("No store with code '%(store)s'."),
-                "unknown_store",
-                store=item["store"],
-            )
-        if allowed is not None and store.pk not in allowed:
-            raise field_error(
-                "store",
-                _("This token may not record anything for store '%(store)s'."),
-                "store_not_allowed",
-                store=item["store"],
-            )
-    else:
-        store = default_store
-        if store is None and allowed is not None:
-            raise field_error(
-                "store",
-                _("Name the store (code) the contact happened at."),
-                "store_required",
-            )
-    return contact_build(
-        customer=customer,
-        kind=item["kind"],
-        channel=item["channel"],
-        occurred_at=item.get("occurred_at"),
-        store=store,
-        payload=item.get("payload") or {},
-    )

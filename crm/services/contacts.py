@@ -9,7 +9,6 @@ from django.utils import timezone
 from crm import hooks
 from crm.errors import customer_erased_refuse
 from crm.models import Contact, Customer, CustomerStats, Receipt, Store
-from crm.rows import row_insert
 
 
 class ContactRef(NamedTuple):
@@ -59,7 +58,7 @@ def contact_record(
         payload=payload,
     )
     with transaction.atomic(savepoint=False):
-        row_insert(contact)
+        contact.save()
         if last_contact_move:
             # Only ever moves forward: a late-arriving old event must not hide a
             # newer one.

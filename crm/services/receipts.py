@@ -1,5 +1,5 @@
-import functools
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Field
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -23,7 +23,6 @@ from crm.models import (
     SalesChannel,
     Store,
 )
-from crm.rows import insert_values, mark_saved, rows_get
 from crm.webhooks.models import WebhookEvent
 from crm.webhooks.services import receipt_created_emit, webhook_subscriptions_for
 
@@ -80,10 +79,7 @@ def _lines_build(lines: list[LineInput]) -> list[ReceiptLine]:
                 )
             }
         )
-    products = {
-        product.sku: product
-        for product in rows_get(Product, "sku", {line.sku for line in lines})
-    }
+    products = Product.objects.in_bulk({line.sku for line in lines}, field_name="sku")
     errors: dict[str, ValidationError] = {}
     built = []
     for index, line in enumerate(lines):
@@ -172,139 +168,28 @@ def _sequence_advance(store: Store, number: str) -> None:
         )
 
 
-def _next_number_cte() -> str:
-    """On PostgreSQL: a CTE `next` that moves the store's sequence on (parameter:
-    the store's id), and the number it makes (parameters: prefix, digits)."""
-    stores = connection.ops.quote_name(Store._meta.db_table)
-    return (
-        f"WITH next AS (UPDATE {stores} "  # noqa: S608 - our table name
-        "SET receipt_sequence = receipt_sequence + 1 WHERE id = %s "
-        "RETURNING %s || lpad(receipt_sequence::text, "
-        "greatest(%s, length(receipt_sequence::text)), '0') AS number)"
-    )
-
-
 def _receipt_number_assign(receipt: Receipt, store: Store) -> None:
     """Give a saved receipt its store's next number, e.g. AMS-0000042.
 
     Taking the number locks the store's row until commit, so numbers never
     repeat or skip; callers number last, to keep other sales of the store waiting
-    as briefly as possible. On PostgreSQL that is one statement.
+    as briefly as possible.
     """
-    stores, receipts = Store._meta.db_table, Receipt._meta.db_table
-    prefix = f"{store.code.upper()}-"
+    # Written out for its RETURNING: one statement moves the sequence on and reads
+    # the new value under the row lock, where the ORM needs an UPDATE and a SELECT.
+    stores = connection.ops.quote_name(Store._meta.db_table)
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"{_next_number_cte()} UPDATE {receipts} SET number = next.number "  # noqa: S608 - our table name, placeholders
-                f"FROM next WHERE {receipts}.id = %s RETURNING {receipts}.number",
-                [store.pk, prefix, NUMBER_DIGITS, receipt.pk],
-            )
-            (receipt.number,) = cursor.fetchone()
-            return
         cursor.execute(
-            f"UPDATE {stores} SET receipt_sequence = receipt_sequence + 1 "  # noqa: S608
+            f"UPDATE {stores} SET receipt_sequence = receipt_sequence + 1 "  # noqa: S608 - our table name
             "WHERE id = %s RETURNING receipt_sequence",
             [store.pk],
         )
         (sequence,) = cursor.fetchone()
-        receipt.number = f"{prefix}{sequence:0{NUMBER_DIGITS}d}"
-        cursor.execute(
-            f"UPDATE {receipts} SET number = %s WHERE id = %s",  # noqa: S608
-            [receipt.number, receipt.pk],
-        )
+    receipt.number = f"{store.code.upper()}-{sequence:0{NUMBER_DIGITS}d}"
+    Receipt.objects.filter(pk=receipt.pk).update(number=receipt.number)
 
 
-def _writes_once(*, number: str | None, idempotency_key: str | None) -> bool:
-    """Whether the receipt row is written once, numbered, after the rest of the sale.
-
-    On PostgreSQL a sale the store numbers takes its receipt id first (with the
-    lines) and inserts the receipt row last, in the statement that takes the
-    number: one row version and one set of index entries instead of two, and one
-    statement fewer. The lines, points and contact point at the id before the row
-    exists, which the deferred foreign keys allow until commit. A given number or
-    idempotency key can collide, and the collision has to be answered before the
-    rest of the sale is written, so those sales insert the receipt first.
-    """
-    return connection.vendor == "postgresql" and not number and not idempotency_key
-
-
-@functools.lru_cache(maxsize=64)
-def _lines_insert_sql(count: int) -> tuple[str, str, list[Field]]:
-    """INSERT of `count` lines under a new receipt id, in two parts for the stock
-    statement to go between, and the fields it takes."""
-    fields = [
-        f
-        for f in ReceiptLine._meta.concrete_fields
-        if not f.primary_key and f.name != "receipt"
-    ]
-    quote = connection.ops.quote_name
-    receipt_id = quote(ReceiptLine._meta.get_field("receipt").column)
-    columns = ", ".join([receipt_id, *(quote(f.column) for f in fields)])
-    row = ", ".join(["(SELECT id FROM receipt)", *["%s"] * len(fields)])
-    before_stock = """
-        WITH receipt AS (
-            SELECT nextval(pg_get_serial_sequence(%s, %s)) AS id
-        ), stock AS ("""
-    after_stock = f""")
-        INSERT INTO {quote(ReceiptLine._meta.db_table)} ({columns})
-        VALUES {", ".join([f"({row})"] * count)}
-        RETURNING {receipt_id}, {quote(ReceiptLine._meta.pk.column)}
-    """  # noqa: S608 - table and column names from the models, placeholders
-    return before_stock, after_stock, fields
-
-
-def _lines_insert_with_receipt_id(lines: list[ReceiptLine], receipt: Receipt) -> None:
-    """Insert the lines under a new receipt id, which `receipt` takes, and take
-    their products from stock, in one statement (PostgreSQL)."""
-    before_stock, after_stock, fields = _lines_insert_sql(len(lines))
-    stock_sql, stock_params = _stock_move_sql(lines, sign=-1)
-    params = [Receipt._meta.db_table, Receipt._meta.pk.column, *stock_params]
-    for line in lines:
-        params.extend(insert_values(line, fields))
-    with connection.cursor() as cursor:
-        cursor.execute(before_stock + stock_sql + after_stock, params)
-        rows = cursor.fetchall()
-    receipt.pk = rows[0][0]
-    for line, (_receipt_id, pk) in zip(lines, rows, strict=True):
-        line.pk = pk
-        line.receipt = receipt
-        mark_saved(line)
-
-
-@functools.cache
-def _receipt_insert_sql() -> tuple[str, list[Field]]:
-    """INSERT of a receipt numbered in the same statement, and the fields it takes."""
-    fields = [f for f in Receipt._meta.concrete_fields if f.name != "number"]
-    quote = connection.ops.quote_name
-    number = quote(Receipt._meta.get_field("number").column)
-    columns = ", ".join([number, *(quote(f.column) for f in fields)])
-    sql = f"""
-        {_next_number_cte()}
-        INSERT INTO {quote(Receipt._meta.db_table)} ({columns})
-        VALUES (
-            (SELECT number FROM next), {", ".join(["%s"] * len(fields))}
-        )
-        RETURNING {number}
-    """  # noqa: S608 - table and column names from the models, placeholders
-    return sql, fields
-
-
-def _receipt_insert_numbered(receipt: Receipt, store: Store) -> None:
-    """Insert a receipt whose id is taken, with its store's next number (PostgreSQL).
-
-    As in `_receipt_number_assign`, the store's row stays locked until commit.
-    """
-    sql, fields = _receipt_insert_sql()
-    params = [store.pk, f"{store.code.upper()}-", NUMBER_DIGITS]
-    params.extend(insert_values(receipt, fields))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        (receipt.number,) = cursor.fetchone()
-    mark_saved(receipt)
-
-
-def _receipt_insert_first(
+def _receipt_insert(
     receipt: Receipt,
     lines: list[ReceiptLine],
     *,
@@ -480,11 +365,10 @@ def _receipt_record(
             }
         )
 
-    writes_once = _writes_once(number=number, idempotency_key=idempotency_key)
     receipt = Receipt(
         # Numbered last (below): the store row stays locked from numbering until
         # commit, so the rest of the sale must not run under that lock.
-        number=number or ("" if writes_once else f"pending-{uuid.uuid4().hex}"),
+        number=number or f"pending-{uuid.uuid4().hex}",
         store=store,
         clerk=clerk,
         customer=customer,
@@ -502,15 +386,11 @@ def _receipt_record(
         receipt.email_status = Receipt.EmailStatus.PENDING
     if loyalty_card is not None:
         receipt.points_earned = points_for_amount(total - redeemed_value)
-    if writes_once:
-        # The lines, their stock and the receipt's id in one statement.
-        _lines_insert_with_receipt_id(built, receipt)
-    else:
-        if winner := _receipt_insert_first(
-            receipt, built, store=store, number=number, idempotency_key=idempotency_key
-        ):
-            return winner
-        _stock_move(built, sign=-1)
+    if winner := _receipt_insert(
+        receipt, built, store=store, number=number, idempotency_key=idempotency_key
+    ):
+        return winner
+    _stock_move(built, sign=-1)
 
     if loyalty_card is not None:
         if customer is not None and loyalty_card.customer_id is None:
@@ -571,9 +451,7 @@ def _receipt_record(
     # Read before numbering, so that only the number's own statement runs while
     # the store's row is locked.
     subscriptions = webhook_subscriptions_for(WebhookEvent.RECEIPT_CREATED)
-    if writes_once:
-        _receipt_insert_numbered(receipt, store)
-    elif not number:
+    if not number:
         _receipt_number_assign(receipt, store)
     else:
         _sequence_advance(store, number)
@@ -593,36 +471,35 @@ receipt_record = transaction.atomic(_receipt_record)
 receipt_record_in_transaction = transaction.atomic(savepoint=False)(_receipt_record)
 
 
-def _stock_move_sql(lines: list[ReceiptLine], *, sign: int) -> tuple[str, list]:
-    """The UPDATE moving the lines' products' stock by `sign` times their quantity.
-
-    One statement for every product, written out: the ORM spends longer compiling
-    this CASE than the database spends running it. The subquery locks the rows in
-    key order first, so two tills selling the same products never deadlock (SQLite
-    has one writer at a time and no row locks).
-    """
-    quantities: dict[int, int] = {}
-    for line in lines:
-        quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
-    ids = sorted(quantities)
-    table = Product._meta.db_table
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    whens = " ".join(["WHEN %s THEN %s"] * len(ids))
-    marks = ", ".join(["%s"] * len(ids))
-    sql = (
-        f"UPDATE {table} SET stock_level = stock_level + CASE id {whens} END "  # noqa: S608 - our table, placeholders
-        f"WHERE id IN (SELECT id FROM {table} WHERE id IN ({marks}) "
-        f"ORDER BY id{lock})"
-    )
-    return sql, [*(v for pk in ids for v in (pk, sign * quantities[pk])), *ids]
-
-
 def _stock_move(lines: list[ReceiptLine], *, sign: int) -> None:
-    if not lines:
+    """Move the lines' products' stock by `sign` times their quantity.
+
+    One UPDATE for every product, a CASE on the product's id, instead of one per
+    product. The subquery locks the rows in key order first, so two tills selling
+    the same products never deadlock (SQLite has one writer at a time and ignores
+    the lock).
+    """
+    quantities = Counter()
+    for line in lines:
+        quantities[line.product_id] += line.quantity
+    if not quantities:
         return
-    sql, params = _stock_move_sql(lines, sign=sign)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    locked = (
+        Product.objects.filter(pk__in=quantities)
+        .order_by("pk")
+        .select_for_update()
+        .values("pk")
+    )
+    Product.objects.filter(pk__in=locked).update(
+        stock_level=F("stock_level")
+        + Case(
+            *(
+                When(pk=pk, then=Value(sign * quantity))
+                for pk, quantity in sorted(quantities.items())
+            ),
+            default=Value(0),
+        )
+    )
 
 
 @transaction.atomic
