@@ -30,6 +30,7 @@ from crm.models import (
     SalesChannel,
     Store,
 )
+from crm.services.customers import CUSTOMER_FIELDS
 
 # A contact's payload is free-form but bounded: it is stored with every event.
 MAX_PAYLOAD_BYTES = 16_384
@@ -166,28 +167,7 @@ class CustomerSerializer(serializers.ModelSerializer):
         model = Customer
         fields = [
             "id",
-            "email",
-            "phone",
-            "first_name",
-            "last_name",
-            "birth_date",
-            "gender",
-            "address",
-            "postal_code",
-            "city",
-            "region",
-            "country",
-            "income_band",
-            "occupation",
-            "family_situation",
-            "preferred_channel",
-            "language",
-            "social_followers",
-            "service_effort",
-            "home_store",
-            "source",
-            "tags",
-            "created_at",
+            *CUSTOMER_FIELDS,
             "updated_at",
             "erased_at",
             "stats",
@@ -266,30 +246,7 @@ class CustomerInputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Customer
-        fields = [
-            "email",
-            "phone",
-            "first_name",
-            "last_name",
-            "birth_date",
-            "gender",
-            "address",
-            "postal_code",
-            "city",
-            "region",
-            "country",
-            "income_band",
-            "occupation",
-            "family_situation",
-            "preferred_channel",
-            "language",
-            "social_followers",
-            "service_effort",
-            "home_store",
-            "source",
-            "tags",
-            "created_at",
-        ]
+        fields = list(CUSTOMER_FIELDS)
 
 
 class ConsentSerializer(serializers.ModelSerializer):
@@ -385,26 +342,7 @@ class ReceiptSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class FieldsBuiltOnceMixin:
-    """Build a serializer's fields once per class, not for every request.
-
-    A ModelSerializer derives its fields from the model on each instantiation, and
-    every serializer deep-copies its declared fields; for a sale that cost more
-    than its SQL. Only for serializers whose fields depend on neither the instance
-    nor the context: every instance shares the fields of one prototype. Fields keep
-    no state while they validate or represent (errors and results live on the
-    serializer instance), so sharing them is safe, in threads too.
-    """
-
-    @property
-    def fields(self):
-        cls = type(self)
-        if "_fields_built_once" not in cls.__dict__:
-            cls._fields_built_once = super(FieldsBuiltOnceMixin, cls()).fields
-        return cls._fields_built_once
-
-
-class ReceiptCreatedSerializer(FieldsBuiltOnceMixin, ReceiptSerializer):
+class ReceiptCreatedSerializer(ReceiptSerializer):
     """The receipt as receipt_record returns it, lines included: nothing is re-read."""
 
     lines = ReceiptLineSerializer(source="recorded_lines", many=True, read_only=True)
@@ -434,7 +372,7 @@ class ReceiptLineInputSerializer(serializers.Serializer):
     )
 
 
-class ReceiptInputSerializer(FieldsBuiltOnceMixin, serializers.Serializer):
+class ReceiptInputSerializer(serializers.Serializer):
     store = serializers.SlugField(max_length=32, help_text=_("Store code."))
     customer = serializers.IntegerField(
         min_value=1, allow_null=True, required=False, help_text=_("Customer id.")
