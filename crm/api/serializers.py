@@ -8,13 +8,13 @@ called by the views with the validated data.
 import json
 from datetime import timedelta
 
-from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from phonenumber_field.serializerfields import PhoneNumberField
 from rest_framework import serializers
 
+from crm import hooks
 from crm.models import (
     Category,
     Channel,
@@ -153,12 +153,6 @@ class CustomerSerializer(serializers.ModelSerializer):
     )
     tags = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
     stats = CustomerStatsSerializer(read_only=True, allow_null=True)
-    segments = serializers.SerializerMethodField(
-        help_text=_("Slugs of the segments the customer is in now.")
-    )
-    persona = serializers.SerializerMethodField(
-        help_text=_("Slug of the customer's persona, or null.")
-    )
     consents = serializers.SerializerMethodField(
         help_text=_("The current consent per channel.")
     )
@@ -171,35 +165,19 @@ class CustomerSerializer(serializers.ModelSerializer):
             "updated_at",
             "erased_at",
             "stats",
-            "segments",
-            "persona",
             "consents",
         ]
         read_only_fields = fields
 
-    @extend_schema_field(serializers.ListField(child=serializers.SlugField()))
-    def get_segments(self, customer: Customer) -> list[str]:
-        from segments.selectors import active_segment_slugs
-
-        try:
-            ids = customer.segment_state.segment_ids
-        except ObjectDoesNotExist:
-            return []
-        # One query for the whole response, lists included: the root's context.
-        slugs = self.context.get("segment_slugs")
-        if slugs is None:
-            slugs = self.context["segment_slugs"] = active_segment_slugs()
-        return sorted(slugs[pk] for pk in ids if pk in slugs)
-
-    @extend_schema_field(serializers.CharField(allow_null=True))
-    def get_persona(self, customer: Customer) -> str | None:
-        # customer_visible_list selects the assignment and its persona; a missing
-        # one is cached as absent, so neither case queries again.
-        try:
-            assignment = customer.persona_assignment
-        except ObjectDoesNotExist:
-            return None
-        return assignment.persona.slug
+    def get_fields(self):
+        # What the apps built on crm know of a customer (segments, persona) comes
+        # through a hook and is shown between the statistics and the consents.
+        fields = super().get_fields()
+        consents = fields.pop("consents")
+        for contributed in hooks.customer_api_fields.send():
+            fields.update(contributed)
+        fields["consents"] = consents
+        return fields
 
     @extend_schema_field(CurrentConsentsSerializer)
     def get_consents(self, customer: Customer) -> dict:
