@@ -95,3 +95,21 @@ stats_rebuilt = Hook("stats_rebuilt")
 # so a warm page costs them no query (the segment engine adds segment sizes, RFM
 # and movements; personas add customers and revenue per persona).
 dashboard_panels = Hook("dashboard_panels")
+
+# Called with no arguments when the API builds the customer resource (its output
+# serializer, and the schema from it); each receiver returns a dict of read-only
+# serializer fields, shown after "stats" (the segment engine adds "segments",
+# personas add "persona"). A field reads only what `customer_api_queryset` loaded
+# or what it caches in the serializer's context, so a page of customers costs the
+# same queries as one.
+customer_api_fields = Hook("customer_api_fields")
+
+# Called with `queryset` (of customers) whenever the API reads customers for the
+# customer resource; each receiver returns the queryset with what its fields read
+# selected or prefetched.
+customer_api_queryset = Hook("customer_api_queryset")
+
+# Called with no arguments when the API builds the customer list's filters; each
+# receiver returns a dict of django-filter filters to add (the segment engine adds
+# `?segment=`, personas `?persona=`).
+customer_api_filters = Hook("customer_api_filters")

@@ -752,5 +752,5 @@ class CustomerCategoryStats(models.Model):
         return f"{self.customer_id} / {self.category_id}"
 
 
-from .api.models import IdempotencyRecord  # noqa: E402,F401
+from .api.models import ApiToken, IdempotencyRecord  # noqa: E402,F401
 from .webhooks.models import WebhookDelivery, WebhookSubscription  # noqa: E402,F401

@@ -9,6 +9,7 @@ class SegmentsConfig(AppConfig):
         from crm import hooks
 
         from .admin.panels import customer_list_filters, customer_segments_panel
+        from .api import customers as api_customers
         from .dashboard import dashboard_segments_panel
         from .db import sqlite_functions
         from .selectors import customer_export_sections
@@ -26,3 +27,7 @@ class SegmentsConfig(AppConfig):
         hooks.customer_data_export_sections.register(customer_export_sections)
         # RFM quintiles are of the whole base's statistics: recomputed with them.
         hooks.stats_rebuilt.register(rfm_thresholds_after_stats)
+        # The customer resource of the API shows segments and filters by them.
+        hooks.customer_api_fields.register(api_customers.customer_api_fields)
+        hooks.customer_api_queryset.register(api_customers.customer_api_queryset)
+        hooks.customer_api_filters.register(api_customers.customer_api_filters)

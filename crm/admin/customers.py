@@ -278,7 +278,11 @@ class CustomerAdmin(
     def save_model(self, request: HttpRequest, obj: Customer, form, change: bool):
         data = form.cleaned_data
         names = form.changed_data if change else data
-        fields = {name: data[name] for name in names if name in CUSTOMER_FIELDS}
+        fields = {
+            name: data[name]
+            for name in names
+            if name in CUSTOMER_FIELDS and name != "tags"
+        }
         tags = None
         if "tags" in form.changed_data or not change:
             # Slugs, not names: the service looks tags up by slugifying what it gets.

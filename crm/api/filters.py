@@ -1,5 +1,6 @@
 """django-filter filter sets of the CRM resources (documented in the schema)."""
 
+import functools
 from datetime import timedelta
 
 import django_filters as filters
@@ -10,6 +11,7 @@ from django_filters.fields import IsoDateTimeField
 from phonenumber_field.phonenumber import PhoneNumber
 from phonenumbers import NumberParseException
 
+from crm import hooks
 from crm.models import (
     Category,
     Contact,
@@ -96,16 +98,6 @@ class CustomerFilter(filters.FilterSet):
     home_store = filters.CharFilter(
         field_name="home_store__code", max_length=32, help_text=_("Store code.")
     )
-    segment = filters.CharFilter(
-        method="filter_segment",
-        max_length=64,
-        help_text=_("Slug of a segment the customer is in now."),
-    )
-    persona = filters.CharFilter(
-        field_name="persona_assignment__persona__slug",
-        max_length=64,
-        help_text=_("Slug of the customer's persona."),
-    )
     tag = filters.CharFilter(field_name="tags__slug", max_length=64, distinct=True)
     created_after = ApiDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = ApiDateTimeFilter(field_name="created_at", lookup_expr="lt")
@@ -123,8 +115,6 @@ class CustomerFilter(filters.FilterSet):
             "city",
             "postal_code",
             "home_store",
-            "segment",
-            "persona",
         ]
 
     def filter_email(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
@@ -141,15 +131,19 @@ class CustomerFilter(filters.FilterSet):
             return queryset.none()
         return queryset.filter(phone=number.as_e164)
 
-    def filter_segment(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        from segments.models import Segment
 
-        if not value:
-            return queryset
-        segment = Segment.objects.filter(slug=value, is_active=True).first()
-        if segment is None:
-            return queryset.none()
-        return queryset.filter(segment_state__segment_ids__includes=segment.pk)
+def customer_filter_class() -> type[CustomerFilter]:
+    """CustomerFilter with the filters the apps built on crm add (hook)."""
+    return _customer_filter_class(hooks.customer_api_filters.receivers)
+
+
+@functools.cache
+def _customer_filter_class(receivers: tuple) -> type[CustomerFilter]:
+    # One class per set of receivers: registered once, in the apps' ready().
+    contributed = {}
+    for receiver in receivers:
+        contributed.update(receiver())
+    return type("CustomerFilter", (CustomerFilter,), contributed)
 
 
 class ReceiptFilter(filters.FilterSet):

@@ -11,8 +11,6 @@ A token belongs to a user; the user's groups are its roles (crm.roles):
 Deny by default: a user with none of these roles gets 403 on every endpoint.
 """
 
-from collections.abc import Iterable
-
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
@@ -39,30 +37,23 @@ MARKETERS_ONLY = frozenset({ADMIN, MARKETING})
 ADMINS = frozenset({ADMIN})
 
 
-def _roles_of(user: AbstractBaseUser, group_names: Iterable[str]) -> frozenset[str]:
-    if user.is_superuser:
-        return frozenset({ADMIN})
-    return frozenset(GROUP_ROLES[n] for n in group_names if n in GROUP_ROLES)
-
-
 def api_roles(user: AbstractBaseUser | AnonymousUser) -> frozenset[str]:
-    """The API roles of a user, read once per request."""
+    """The API roles of a user, read once per request.
+
+    Token authentication prefetches the groups (crm.api.authentication), so a
+    token's request reads them with the token.
+    """
     if not user.is_authenticated or not user.is_active:
         return frozenset()
     cached = getattr(user, "_api_roles", None)
     if cached is None:
-        cached = _roles_of(user, user.groups.values_list("name", flat=True))
+        if user.is_superuser:
+            cached = frozenset({ADMIN})
+        else:
+            names = (group.name for group in user.groups.all())
+            cached = frozenset(GROUP_ROLES[n] for n in names if n in GROUP_ROLES)
         user._api_roles = cached
     return cached
-
-
-def api_access_preload(
-    user: AbstractBaseUser, *, group_names: Iterable[str], store_ids: Iterable[int]
-) -> None:
-    """Set what `api_roles` and `till_store_ids` would read (authentication reads
-    both with the token)."""
-    user._api_roles = _roles_of(user, group_names)
-    user._api_store_ids = frozenset(store_ids)
 
 
 def sees_all(user) -> bool:
@@ -70,14 +61,15 @@ def sees_all(user) -> bool:
 
 
 def till_store_ids(user) -> frozenset[int]:
-    """The stores a till user records sales for: its StaffMember store."""
-    cached = getattr(user, "_api_store_ids", None)
-    if cached is None:
-        cached = frozenset(
-            StaffMember.objects.filter(user=user).values_list("store_id", flat=True)
-        )
-        user._api_store_ids = cached
-    return cached
+    """The stores a till user records sales for: its StaffMember store.
+
+    Token authentication selects the staff row with the user; Django caches the
+    row (or its absence) on the user either way.
+    """
+    try:
+        return frozenset({user.staff_member.store_id})
+    except StaffMember.DoesNotExist:
+        return frozenset()
 
 
 class RolePermission(BasePermission):

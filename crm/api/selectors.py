@@ -7,6 +7,7 @@ store); everyone with a reading role other than till sees every customer.
 
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
+from crm import hooks
 from crm.models import (
     Consent,
     Contact,
@@ -40,8 +41,6 @@ def customer_visible_list(*, user) -> QuerySet[Customer]:
         "stats",
         "stats__favourite_category",
         "home_store",
-        "persona_assignment__persona",
-        "segment_state",
     ).prefetch_related(
         "tags",
         Prefetch(
@@ -50,6 +49,9 @@ def customer_visible_list(*, user) -> QuerySet[Customer]:
             to_attr="api_current_consents",
         ),
     )
+    # What the apps built on crm show of a customer (crm.hooks.customer_api_fields).
+    for receiver in hooks.customer_api_queryset.receivers:
+        customers = receiver(queryset=customers)
     if sees_all(user):
         return customers
     store_ids = till_store_ids(user)

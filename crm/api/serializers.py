@@ -8,13 +8,13 @@ called by the views with the validated data.
 import json
 from datetime import timedelta
 
-from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from phonenumber_field.serializerfields import PhoneNumberField
 from rest_framework import serializers
 
+from crm import hooks
 from crm.models import (
     Category,
     Channel,
@@ -30,6 +30,7 @@ from crm.models import (
     SalesChannel,
     Store,
 )
+from crm.services.customers import CUSTOMER_FIELDS
 
 # A contact's payload is free-form but bounded: it is stored with every event.
 MAX_PAYLOAD_BYTES = 16_384
@@ -152,12 +153,6 @@ class CustomerSerializer(serializers.ModelSerializer):
     )
     tags = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
     stats = CustomerStatsSerializer(read_only=True, allow_null=True)
-    segments = serializers.SerializerMethodField(
-        help_text=_("Slugs of the segments the customer is in now.")
-    )
-    persona = serializers.SerializerMethodField(
-        help_text=_("Slug of the customer's persona, or null.")
-    )
     consents = serializers.SerializerMethodField(
         help_text=_("The current consent per channel.")
     )
@@ -166,60 +161,23 @@ class CustomerSerializer(serializers.ModelSerializer):
         model = Customer
         fields = [
             "id",
-            "email",
-            "phone",
-            "first_name",
-            "last_name",
-            "birth_date",
-            "gender",
-            "address",
-            "postal_code",
-            "city",
-            "region",
-            "country",
-            "income_band",
-            "occupation",
-            "family_situation",
-            "preferred_channel",
-            "language",
-            "social_followers",
-            "service_effort",
-            "home_store",
-            "source",
-            "tags",
-            "created_at",
+            *CUSTOMER_FIELDS,
             "updated_at",
             "erased_at",
             "stats",
-            "segments",
-            "persona",
             "consents",
         ]
         read_only_fields = fields
 
-    @extend_schema_field(serializers.ListField(child=serializers.SlugField()))
-    def get_segments(self, customer: Customer) -> list[str]:
-        from segments.selectors import active_segment_slugs
-
-        try:
-            ids = customer.segment_state.segment_ids
-        except ObjectDoesNotExist:
-            return []
-        # One query for the whole response, lists included: the root's context.
-        slugs = self.context.get("segment_slugs")
-        if slugs is None:
-            slugs = self.context["segment_slugs"] = active_segment_slugs()
-        return sorted(slugs[pk] for pk in ids if pk in slugs)
-
-    @extend_schema_field(serializers.CharField(allow_null=True))
-    def get_persona(self, customer: Customer) -> str | None:
-        # customer_visible_list selects the assignment and its persona; a missing
-        # one is cached as absent, so neither case queries again.
-        try:
-            assignment = customer.persona_assignment
-        except ObjectDoesNotExist:
-            return None
-        return assignment.persona.slug
+    def get_fields(self):
+        # What the apps built on crm know of a customer (segments, persona) comes
+        # through a hook and is shown between the statistics and the consents.
+        fields = super().get_fields()
+        consents = fields.pop("consents")
+        for contributed in hooks.customer_api_fields.send():
+            fields.update(contributed)
+        fields["consents"] = consents
+        return fields
 
     @extend_schema_field(CurrentConsentsSerializer)
     def get_consents(self, customer: Customer) -> dict:
@@ -266,30 +224,7 @@ class CustomerInputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Customer
-        fields = [
-            "email",
-            "phone",
-            "first_name",
-            "last_name",
-            "birth_date",
-            "gender",
-            "address",
-            "postal_code",
-            "city",
-            "region",
-            "country",
-            "income_band",
-            "occupation",
-            "family_situation",
-            "preferred_channel",
-            "language",
-            "social_followers",
-            "service_effort",
-            "home_store",
-            "source",
-            "tags",
-            "created_at",
-        ]
+        fields = list(CUSTOMER_FIELDS)
 
 
 class ConsentSerializer(serializers.ModelSerializer):
@@ -385,26 +320,7 @@ class ReceiptSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class FieldsBuiltOnceMixin:
-    """Build a serializer's fields once per class, not for every request.
-
-    A ModelSerializer derives its fields from the model on each instantiation, and
-    every serializer deep-copies its declared fields; for a sale that cost more
-    than its SQL. Only for serializers whose fields depend on neither the instance
-    nor the context: every instance shares the fields of one prototype. Fields keep
-    no state while they validate or represent (errors and results live on the
-    serializer instance), so sharing them is safe, in threads too.
-    """
-
-    @property
-    def fields(self):
-        cls = type(self)
-        if "_fields_built_once" not in cls.__dict__:
-            cls._fields_built_once = super(FieldsBuiltOnceMixin, cls()).fields
-        return cls._fields_built_once
-
-
-class ReceiptCreatedSerializer(FieldsBuiltOnceMixin, ReceiptSerializer):
+class ReceiptCreatedSerializer(ReceiptSerializer):
     """The receipt as receipt_record returns it, lines included: nothing is re-read."""
 
     lines = ReceiptLineSerializer(source="recorded_lines", many=True, read_only=True)
@@ -434,7 +350,7 @@ class ReceiptLineInputSerializer(serializers.Serializer):
     )
 
 
-class ReceiptInputSerializer(FieldsBuiltOnceMixin, serializers.Serializer):
+class ReceiptInputSerializer(serializers.Serializer):
     store = serializers.SlugField(max_length=32, help_text=_("Store code."))
     customer = serializers.IntegerField(
         min_value=1, allow_null=True, required=False, help_text=_("Customer id.")

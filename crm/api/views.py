@@ -9,10 +9,8 @@ from datetime import UTC
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
-    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_view,
@@ -21,7 +19,6 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from crm.errors import field_error
 from crm.models import (
     Category,
     Consent,
@@ -39,7 +36,7 @@ from crm.services import customer_erase
 from . import filters, serializers
 from .exceptions import django_errors, drf_errors
 from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from .permissions import ADMINS, EVERYONE, SEE_ALL, TILLS
+from .permissions import ADMINS, EVERYONE, TILLS
 from .selectors import (
     consent_ledger_list,
     contact_visible_list,
@@ -198,6 +195,13 @@ class CustomerViewSet(
     read_roles = EVERYONE
     write_roles = TILLS
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # The list's filters include those the apps built on crm add (hook); the
+        # nested lists' actions bring their own filterset_class.
+        if self.filterset_class is filters.CustomerFilter:
+            self.filterset_class = filters.customer_filter_class()
+
     def scoped_queryset(self):
         return customer_visible_list(user=self.request.user)
 
@@ -343,37 +347,6 @@ class CustomerViewSet(
         page = self.paginate_queryset(receipts)
         return self.get_paginated_response(
             serializers.ReceiptSerializer(page, many=True).data
-        )
-
-    @extend_schema(
-        summary="Why a customer is (not) in a segment",
-        parameters=[
-            OpenApiParameter(
-                "segment", OpenApiTypes.STR, required=True, description="Segment slug."
-            )
-        ],
-        responses={200: OpenApiTypes.OBJECT, **ERROR_RESPONSES},
-    )
-    @action(detail=True, methods=["get"], filterset_class=None, read_roles=SEE_ALL)
-    def explain(self, request, pk=None):
-        from segments.api.serializers import explanation_json
-        from segments.models import Segment
-        from segments.selectors import segment_explain, segment_is_member
-
-        customer = self.get_object()
-        slug = request.query_params.get("segment", "")
-        if not slug:
-            raise field_error("segment", _("Name the segment (slug)."), "required")
-        segment = get_object_or_404(Segment, slug=slug)
-        return Response(
-            {
-                "customer": customer.pk,
-                "segment": segment.slug,
-                "member": segment_is_member(segment=segment, customer=customer),
-                "explanation": explanation_json(
-                    segment_explain(customer=customer, segment=segment)
-                ),
-            }
         )
 
 

@@ -12,32 +12,33 @@ from crm.webhooks.services import customer_created_emit
 
 from .contacts import ContactRef, contact_announce
 
-# Fields a caller may set on a customer; everything else is kept by services.
-CUSTOMER_FIELDS = frozenset(
-    {
-        "email",
-        "phone",
-        "first_name",
-        "last_name",
-        "birth_date",
-        "gender",
-        "address",
-        "postal_code",
-        "city",
-        "region",
-        "country",
-        "income_band",
-        "occupation",
-        "family_situation",
-        "preferred_channel",
-        "language",
-        "social_followers",
-        "service_effort",
-        "home_store",
-        "source",
-        "created_at",
-    }
+# What a caller may set on a customer, in the order the API shows them; everything
+# else is kept by the services. `tags` goes to the services as its own argument.
+CUSTOMER_FIELDS = (
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "birth_date",
+    "gender",
+    "address",
+    "postal_code",
+    "city",
+    "region",
+    "country",
+    "income_band",
+    "occupation",
+    "family_situation",
+    "preferred_channel",
+    "language",
+    "social_followers",
+    "service_effort",
+    "home_store",
+    "source",
+    "tags",
+    "created_at",
 )
+_COLUMN_FIELDS = frozenset(CUSTOMER_FIELDS) - {"tags"}
 
 
 def _normalise_email(email: str | None) -> str | None:
@@ -105,7 +106,7 @@ def _erased_refuse_locked(customer: Customer) -> None:
 @transaction.atomic
 def customer_create(*, tags: list[str] | None = None, **fields: Any) -> Customer:
     """Create a customer (validated) together with its empty statistics row."""
-    unknown = set(fields) - CUSTOMER_FIELDS
+    unknown = set(fields) - _COLUMN_FIELDS
     if unknown:
         raise TypeError(f"customer_create() got unknown fields: {sorted(unknown)}")
     fields["email"] = _normalise_email(fields.get("email"))
@@ -124,7 +125,7 @@ def customer_update(
     *, customer: Customer, tags: list[str] | None = None, **fields: Any
 ) -> Customer:
     """Change the given fields of a customer; `tags`, when given, replaces the tags."""
-    unknown = set(fields) - CUSTOMER_FIELDS
+    unknown = set(fields) - _COLUMN_FIELDS
     if unknown:
         raise TypeError(f"customer_update() got unknown fields: {sorted(unknown)}")
     _erased_refuse_locked(customer)

@@ -37,12 +37,11 @@ def test_a_token_of_a_deactivated_user_is_401(till):
     assert errors_of(response) == [(None, "authentication_failed")]
 
 
-@pytest.mark.parametrize("preloaded", [True, False])
-def test_authentication_preloads_the_roles_and_stores_the_permissions_read(
-    store, preloaded, monkeypatch
+def test_authentication_reads_the_roles_and_store_the_permissions_need(
+    store, django_assert_num_queries
 ):
-    """The token's query returns what api_roles and till_store_ids would read."""
-    from crm.api import authentication
+    """DRF's token query brings the staff row; the groups come prefetched."""
+    from crm.api.authentication import ApiTokenAuthentication
     from crm.api.permissions import api_roles, till_store_ids
     from crm.roles import API_TILLS, MARKETERS
     from tests.api.conftest import role_user
@@ -51,13 +50,11 @@ def test_authentication_preloads_the_roles_and_stores_the_permissions_read(
     user.groups.add(Group.objects.get_or_create(name=MARKETERS)[0])
     user.groups.add(Group.objects.create(name="Not an API role"))
     key = Token.objects.create(user=user).key
-    if not preloaded:
-        # As on SQLite: DRF's own query, the permissions read the rest.
-        monkeypatch.setattr(authentication.connection, "vendor", "sqlite")
 
-    authenticated, token = (
-        authentication.ApiTokenAuthentication().authenticate_credentials(key)
-    )
+    with django_assert_num_queries(2):
+        authenticated, token = ApiTokenAuthentication().authenticate_credentials(key)
+    with django_assert_num_queries(0):
+        roles, store_ids = api_roles(authenticated), till_store_ids(authenticated)
 
     assert (authenticated.pk, authenticated.username, token.key) == (
         user.pk,
@@ -65,9 +62,20 @@ def test_authentication_preloads_the_roles_and_stores_the_permissions_read(
         key,
     )
     assert token.created == Token.objects.get(key=key).created
-    assert hasattr(authenticated, "_api_roles") is preloaded
-    assert api_roles(authenticated) == {"till", "marketing"}
-    assert till_store_ids(authenticated) == {store.pk}
+    assert roles == {"till", "marketing"}
+    assert store_ids == {store.pk}
+
+
+def test_a_user_without_a_staff_row_has_no_store(db, django_assert_num_queries):
+    from crm.api.authentication import ApiTokenAuthentication
+    from crm.api.permissions import till_store_ids
+    from tests.api.conftest import role_user
+
+    key = Token.objects.create(user=role_user("reader-2", "API read-only")).key
+    authenticated, _token = ApiTokenAuthentication().authenticate_credentials(key)
+
+    with django_assert_num_queries(0):
+        assert till_store_ids(authenticated) == frozenset()
 
 
 def test_a_user_without_an_api_role_is_denied_everything(nobody):

@@ -211,13 +211,14 @@ def test_receipt_list_is_scoped_filtered_and_pinned(
     assert [r["store"] for r in everything.json()["results"]] == ["utr"]
 
 
-# The token with its roles and stores; store, customer, products; the receipt, its
-# lines, the stock taken; contact, dirty mark, two for statistics, webhook
-# subscriptions; the store's next number and the receipt's number; the response
-# kept under the idempotency key. No savepoint of the sale's own: the request's
-# transaction ends with any error. In production that transaction adds BEGIN and
-# COMMIT; here it is the test transaction's savepoint pair.
-SALE_QUERIES = 15
+# The token with its user and store; the user's groups (roles); store, customer,
+# products; the receipt, its lines, the stock taken; contact, dirty mark, two for
+# statistics, webhook subscriptions; the store's next number and the receipt's
+# number; the response kept under the idempotency key. No savepoint of the sale's
+# own: the request's transaction ends with any error. In production that
+# transaction adds BEGIN and COMMIT; here it is the test transaction's savepoint
+# pair.
+SALE_QUERIES = 16
 
 
 def test_a_sale_takes_the_same_statements_however_many_products(
