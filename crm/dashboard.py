@@ -29,7 +29,7 @@ MINUS = "\u2212"
 
 
 def dashboard_cache_seconds() -> int:
-    return getattr(settings, "LOYALIST_DASHBOARD_CACHE_SECONDS", 300)
+    return settings.LOYALIST_DASHBOARD_CACHE_SECONDS
 
 
 @dataclass(frozen=True)

@@ -302,6 +302,11 @@ LOYALIST_POINTS_PER_CURRENCY_UNIT = env.int(
 # What one point is worth when redeemed, in the currency.
 LOYALIST_POINT_VALUE = env.str("LOYALIST_POINT_VALUE", default="0.01")
 
+# How long the admin's home dashboard keeps its figures before computing them again.
+LOYALIST_DASHBOARD_CACHE_SECONDS = env.int(
+    "LOYALIST_DASHBOARD_CACHE_SECONDS", default=300
+)
+
 # Segments smaller than this are flagged in the admin: too narrow to pay for a campaign.
 LOYALIST_SEGMENT_MIN_SIZE = env.int("LOYALIST_SEGMENT_MIN_SIZE", default=50)
 
