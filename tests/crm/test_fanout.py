@@ -105,7 +105,7 @@ def test_rebuild_commands_follow_their_ranges_on_the_workers(
 
     assert CustomerStats.objects.get(customer=customer).orders == 1
     assert "Rebuilt statistics" in out.getvalue()
-    assert "customers entered or left a segment" in out.getvalue()
+    assert "Segments built for the first time" in out.getvalue()
 
 
 def test_a_failed_range_fails_the_run_at_once_without_quoting_data():

@@ -563,6 +563,22 @@ def test_rebuild_reports_the_customers_whose_segments_moved(store, buyers):
     assert "0 customers entered or left a segment" in rebuild()
 
 
+def test_the_first_rebuild_of_a_base_says_its_history_starts_now(buyers):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from segments.models import CustomerSegmentState
+
+    CustomerSegmentState.objects.all().delete()
+    out = StringIO()
+
+    call_command("rebuild_segments", stdout=out, stderr=StringIO())
+
+    assert "Segments built for the first time" in out.getvalue()
+    assert "entered or left" not in out.getvalue()
+
+
 def test_field_help_shows_the_query_syntax_of_each_field(staff):
     content = staff.get(url("add")).content.decode()
 

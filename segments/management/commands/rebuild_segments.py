@@ -1,12 +1,13 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from tqdm import tqdm
 
 from crm import fanout
 from crm.models import Customer
-from segments.models import Segment, SegmentEvent
+from segments.models import CustomerSegmentState, Segment, SegmentEvent
 from segments.services import recompute_all, rfm_thresholds_compute
 from segments.tasks import recompute_dispatch
 
@@ -52,6 +53,8 @@ class Command(BaseCommand):
         # pass also rewrites customers whose signature changed but whose segments
         # did not (new RFM thresholds change every signature).
         last_event = SegmentEvent.objects.aggregate(last=Max("pk"))["last"] or 0
+        # The first pass over a base writes memberships without history.
+        first_build = not CustomerSegmentState.objects.exists()
         if rfm:
             thresholds = rfm_thresholds_compute()
             self.stdout.write(
@@ -80,17 +83,18 @@ class Command(BaseCommand):
             .order_by("slug")
             .values_list("slug", "size")
         )
-        self.stdout.write(
-            self.style.SUCCESS(
-                ngettext(
-                    "%(moved)d customer entered or left a segment",
-                    "%(moved)d customers entered or left a segment",
-                    moved,
-                )
-                % {"moved": moved}
-                + f" in {elapsed:.1f} s. {sizes}"
+        if first_build:
+            summary = _(
+                "Segments built for the first time (their history of entries and "
+                "exits starts now)"
             )
-        )
+        else:
+            summary = ngettext(
+                "%(moved)d customer entered or left a segment",
+                "%(moved)d customers entered or left a segment",
+                moved,
+            ) % {"moved": moved}
+        self.stdout.write(self.style.SUCCESS(f"{summary} in {elapsed:.1f} s. {sizes}"))
 
     def _on_workers(self, chunk_size: int, *, quiet: bool) -> int:
         run, ranges = recompute_dispatch(chunk_size=chunk_size)
