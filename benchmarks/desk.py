@@ -159,7 +159,7 @@ class DeskBench(BenchSuite):
         self.stdout.write(
             f"desk: {sales} sales timed after {warmup} warm-up sales, store "
             f"{store.code}, {total_customers:,} customers, "
-            f"{Receipt.objects.count():,} receipts, {connection.vendor}, "
+            f"{Receipt.objects.count():,} receipts, {connection.display_name}, "
             f"tasks {mode}, load average {os.getloadavg()[0]:.1f} on "
             f"{os.cpu_count()} CPUs"
         )

@@ -7,6 +7,7 @@ find out which customer ids exist elsewhere), except stores, which every role ma
 list.
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,11 +44,24 @@ CUSTOMER_SOURCE_BY_CHANNEL = {
 def store_for_write(*, user: AbstractBaseUser, code: str | None, field: str) -> Store:
     """The store a write names, if the caller may record things there."""
     store = Store.objects.filter(code=code).first() if code else None
+    allowed = None if sees_all(user) else till_store_ids(user)
+    return _store_checked(store, code=code, allowed=allowed, field=field)
+
+
+def _store_checked(
+    store: Store | None,
+    *,
+    code: str | None,
+    allowed: Collection[int] | None,
+    field: str,
+) -> Store:
+    """The store a write named, or why it may not be used (`allowed`: the store ids
+    the caller may record at, None for every store)."""
     if store is None:
         raise field_error(
             field, _("No store with code '%(store)s'."), "unknown_store", store=code
         )
-    if not sees_all(user) and store.pk not in till_store_ids(user):
+    if allowed is not None and store.pk not in allowed:
         raise field_error(
             field,
             _("This token may not record anything for store '%(store)s'."),
@@ -275,21 +289,12 @@ class _ContactReferences:
                     "store_required",
                 )
             return customer, self.default_store
-        store = self.stores.get(item["store"])
-        if store is None:
-            raise field_error(
-                "store",
-                _("No store with code '%(store)s'."),
-                "unknown_store",
-                store=item["store"],
-            )
-        if self.allowed is not None and store.pk not in self.allowed:
-            raise field_error(
-                "store",
-                _("This token may not record anything for store '%(store)s'."),
-                "store_not_allowed",
-                store=item["store"],
-            )
+        store = _store_checked(
+            self.stores.get(item["store"]),
+            code=item["store"],
+            allowed=self.allowed,
+            field="store",
+        )
         return customer, store
 
 
