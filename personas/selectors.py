@@ -4,11 +4,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Count, F, QuerySet
-from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
+from crm.dashboard import money_rounded
 from crm.models import Customer
 
 from .models import Persona, PersonaAssignment, PersonaFigures
@@ -51,14 +50,6 @@ class PersonaFacts:
     campaign_cost: Decimal = Decimal("0")
     roi: Decimal = Decimal("0")
     notes: list[str] = field(default_factory=list)
-
-
-def money_text(amount: Decimal | None) -> str:
-    if amount is None:
-        return "-"
-    return (
-        f"{settings.LOYALIST_CURRENCY} {number_format(amount, 0, force_grouping=True)}"
-    )
 
 
 def persona_facts(persona: Persona) -> PersonaFacts:
@@ -109,8 +100,8 @@ def stated_vs_real(persona: Persona, facts: PersonaFacts) -> list[str]:
                 )
                 % {
                     "name": name,
-                    "stated": money_text(stated),
-                    "real": money_text(facts.aov),
+                    "stated": money_rounded(stated),
+                    "real": money_rounded(facts.aov),
                 }
             )
     if persona.purchases_per_month and facts.orders_per_month is not None:

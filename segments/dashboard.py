@@ -25,7 +25,8 @@ from crm.dashboard import change_text, figures_cached, money_rounded, percentage
 from crm.models import Customer
 
 from .fields import FIELDS, Context
-from .models import RfmThresholds, Segment, SegmentEvent, SegmentSizeSnapshot
+from .models import Segment, SegmentEvent, SegmentSizeSnapshot
+from .services.rfm import rfm_thresholds_latest
 
 TREND_DAYS = 30
 MOVEMENT_DAYS = 7
@@ -117,7 +118,7 @@ def rfm_context(*, now: datetime) -> Context | None:
     The thresholds are read, never computed here: a page view must not change what
     every segment's rules version is.
     """
-    thresholds = RfmThresholds.objects.order_by("-computed_at", "-id").first()
+    thresholds = rfm_thresholds_latest()
     if thresholds is None or not thresholds.customers:
         return None
     return Context(now=now, today=timezone.localdate(now), rfm=thresholds)

@@ -7,7 +7,9 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
-from ..selectors import CHANNELS, Overview, age_bands, money_text
+from crm.dashboard import money_rounded
+
+from ..selectors import CHANNELS, Overview, age_bands
 
 WIDTH = 440
 ROW = 22
@@ -118,7 +120,7 @@ def overview_charts(overview: Overview) -> list[dict[str, Any]]:
             bar_chart(
                 _("Revenue"),
                 [
-                    (n, float(f.revenue), money_text(f.revenue))
+                    (n, float(f.revenue), money_rounded(f.revenue))
                     for n, f in zip(name, facts, strict=True)
                 ],
             ),
@@ -128,7 +130,7 @@ def overview_charts(overview: Overview) -> list[dict[str, Any]]:
             bar_chart(
                 _("Margin"),
                 [
-                    (n, float(f.margin), money_text(f.margin))
+                    (n, float(f.margin), money_rounded(f.margin))
                     for n, f in zip(name, facts, strict=True)
                 ],
             ),
@@ -138,7 +140,7 @@ def overview_charts(overview: Overview) -> list[dict[str, Any]]:
             bar_chart(
                 _("Average order value"),
                 [
-                    (n, float(f.aov or 0), money_text(f.aov))
+                    (n, float(f.aov or 0), money_rounded(f.aov))
                     for n, f in zip(name, facts, strict=True)
                 ],
             ),
@@ -158,7 +160,7 @@ def overview_charts(overview: Overview) -> list[dict[str, Any]]:
             bar_chart(
                 _("ROI"),
                 [
-                    (n, float(f.roi), money_text(f.roi))
+                    (n, float(f.roi), money_rounded(f.roi))
                     for n, f in zip(name, facts, strict=True)
                 ],
             ),

@@ -98,11 +98,16 @@ def rfm_thresholds_after_stats(*, customer_ids: set[int] | None = None) -> None:
     rfm_thresholds_compute()
 
 
+def rfm_thresholds_latest() -> RfmThresholds | None:
+    """The thresholds computed last, as stored (never computed here)."""
+    return RfmThresholds.objects.order_by("-computed_at", "-id").first()
+
+
 def rfm_thresholds_current(*, now: datetime | None = None) -> RfmThresholds:
     """The latest thresholds, computed first when there are none (or the latest
     were computed on a base without buyers and buyers exist now), so an evaluation
     never scores every customer 1 for want of the nightly job."""
-    latest = RfmThresholds.objects.order_by("-computed_at", "-id").first()
+    latest = rfm_thresholds_latest()
     if latest is not None and (
         latest.customers or not CustomerStats.objects.filter(orders__gt=0).exists()
     ):
