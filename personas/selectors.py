@@ -9,6 +9,8 @@ from django.utils.translation import gettext as _
 
 from crm.dashboard import money_rounded
 from crm.models import Customer
+from segments.compiler import segment_references
+from segments.fields import PersonaRule
 
 from .models import Persona, PersonaAssignment, PersonaFigures
 from .services.figures import (
@@ -367,3 +369,23 @@ def customer_export_sections(*, customer: Customer) -> dict[str, Any]:
         .first()
     )
     return {"persona": assignment.persona.slug if assignment else None}
+
+
+def persona_rules_active() -> tuple[PersonaRule, ...]:
+    """`persona_rules` receiver: the active personas' rules in assignment order
+    (largest priority first, then the oldest)."""
+    return tuple(
+        PersonaRule(pk=pk, slug=slug, rules=rules)
+        for pk, slug, rules in Persona.objects.filter(status=Persona.Status.ACTIVE)
+        .order_by("-priority", "pk")
+        .values_list("pk", "slug", "rules")
+    )
+
+
+def persona_segment_references(*, slug: str) -> list[str]:
+    """`segment_references_found` receiver: the personas whose rules name `slug`."""
+    return [
+        f"persona {persona.slug}"
+        for persona in Persona.objects.only("slug", "rules")
+        if slug in segment_references(persona.rules)
+    ]

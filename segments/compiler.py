@@ -15,6 +15,7 @@ from django.db.models import Case, Expression, Q, TextField, Value, When
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from . import hooks
 from .fields import FIELDS, Context, PersonaRule, RuleError
 from .query import OPERATOR_ORDER, operator_text
 
@@ -321,15 +322,8 @@ def persona_time_candidates(ctx: Context) -> list:
 
 
 def persona_rules_load() -> tuple[PersonaRule, ...]:
-    """The active personas in assignment order: largest priority first, then id."""
-    from personas.models import Persona
-
-    return tuple(
-        PersonaRule(pk=pk, slug=slug, rules=rules)
-        for pk, slug, rules in Persona.objects.filter(status=Persona.Status.ACTIVE)
-        .order_by("-priority", "pk")
-        .values_list("pk", "slug", "rules")
-    )
+    """The active personas in assignment order, from the `persona_rules` hook."""
+    return tuple(rule for rules in hooks.persona_rules.send() for rule in rules)
 
 
 def rule_time_candidates(rule: dict, ctx: Context) -> list:

@@ -35,12 +35,8 @@ from crm.counters import flag_raise
 from crm.fanout import customer_id_ranges
 from crm.models import Customer
 from crm.services.contacts import ContactRef
-from personas.services.assignments import (
-    assignments_apply_run,
-    assignments_refresh,
-    personas_after_recompute,
-)
 
+from .. import hooks
 from ..compiler import (
     context_build,
     persona_case,
@@ -252,7 +248,7 @@ def memberships_refresh(
                 size=F("size") + deltas[segment_id]
             )
     _states_write(computed, now)
-    assignments_refresh(
+    hooks.batch_personas_evaluated.send(
         wanted={pk: signature_persona(sig) for pk, (sig, _n) in computed.items()},
         now=now,
         cause=cause,
@@ -620,7 +616,7 @@ def _apply(cursor, run: str, now: datetime, *, tracked: Sequence[int]) -> None:
         """,
         [at, run],
     )
-    assignments_apply_run(cursor, run=run, now=now, cause=cause)
+    hooks.run_personas_evaluated.send(cursor=cursor, run=run, now=now, cause=cause)
     segment_events_emit(
         events=SegmentEvent.objects.filter(
             cause=cause, occurred_at=now, customer_id__in=_run_ids(run)
@@ -666,7 +662,7 @@ def recompute_finalize(*, now: datetime | None = None) -> None:
             unique_fields=["segment", "date"],
             update_fields=["size"],
         )
-        personas_after_recompute()
+        hooks.recompute_finished.send()
 
 
 def recompute_all(

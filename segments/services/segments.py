@@ -6,6 +6,7 @@ from django.utils.translation import gettext as _
 
 from crm.errors import field_error
 
+from .. import hooks
 from ..compiler import rule_check, segment_references
 from ..fields import RuleError
 from ..models import Segment
@@ -155,17 +156,15 @@ def segment_delete(*, segment: Segment) -> None:
     error names them). The customers' arrays lose its id in the recompute this
     starts; until then readers skip it, as they skip an inactive segment.
     """
-    from personas.models import Persona
-
     slug = segment.slug
     users = sorted(
         f"segment {other.slug}"
         for other in Segment.objects.exclude(pk=segment.pk).only("slug", "rules")
         if slug in segment_references(other.rules)
     ) + sorted(
-        f"persona {persona.slug}"
-        for persona in Persona.objects.only("slug", "rules")
-        if slug in segment_references(persona.rules)
+        name
+        for names in hooks.segment_references_found.send(slug=slug)
+        for name in names
     )
     if users:
         raise field_error(
