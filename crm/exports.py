@@ -153,8 +153,11 @@ def member_export_lines(
     try:
         yield writer.writerow(member_export_headers(channels))
         for row in rows.iterator(chunk_size=CHUNK_SIZE):
-            yield writer.writerow(_cells(row))
+            line = writer.writerow(_cells(row))
+            # Counted once handed to the server: a client that stops reading
+            # now has received it (or may yet).
             written += 1
+            yield line
         complete = True
     finally:
         member_export_finish(export=export, rows=written, complete=complete)
