@@ -796,7 +796,7 @@ class MemberExport(models.Model):
         indexes = [models.Index(fields=["content_type", "object_id"])]
 
     def __str__(self) -> str:
-        return f"{self.label} ({self.exported_at:%Y-%m-%d %H:%M})"
+        return f"{self.label} ({timezone.localtime(self.exported_at):%Y-%m-%d %H:%M})"
 
 
 from .api.models import ApiToken, IdempotencyRecord  # noqa: E402,F401

@@ -2,11 +2,13 @@
 members) and the read-only log of every export."""
 
 from django.contrib import admin, messages
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
+from django.utils.text import capfirst
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -72,6 +74,29 @@ class MemberExportMixin:
         return super().change_view(request, object_id, form_url, extra_context)
 
 
+class KindFilter(admin.SimpleListFilter):
+    """Only the kinds of things exported so far (a segment, a persona)."""
+
+    title = _("kind")
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        kinds = ContentType.objects.filter(
+            pk__in=MemberExport.objects.values("content_type")
+        ).order_by("model")
+        return [(kind.pk, kind_label(kind)) for kind in kinds]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(content_type_id=self.value())
+        return queryset
+
+
+def kind_label(content_type: ContentType) -> str:
+    model = content_type.model_class()
+    return capfirst(model._meta.verbose_name) if model else content_type.model
+
+
 @admin.register(MemberExport)
 class MemberExportAdmin(ReadOnlyAdminMixin, ObjectSelectRelatedMixin, admin.ModelAdmin):
     """Who downloaded which members, when, and with which contact details."""
@@ -86,7 +111,7 @@ class MemberExportAdmin(ReadOnlyAdminMixin, ObjectSelectRelatedMixin, admin.Mode
         "finished",
     ]
     list_select_related = ["exported_by", "content_type"]
-    list_filter = [("exported_at", admin.DateFieldListFilter), "content_type"]
+    list_filter = [("exported_at", admin.DateFieldListFilter), KindFilter]
     search_fields = ["label", "exported_by__username"]
     list_per_page = 100
     object_select_related = ("exported_by", "content_type")
@@ -103,7 +128,7 @@ class MemberExportAdmin(ReadOnlyAdminMixin, ObjectSelectRelatedMixin, admin.Mode
 
     @admin.display(description=_("kind"), ordering="content_type")
     def kind(self, obj: MemberExport) -> str:
-        return str(obj.content_type.model_class()._meta.verbose_name).capitalize()
+        return kind_label(obj.content_type)
 
     @admin.display(description=_("exported"), ordering="label")
     def exported_link(self, obj: MemberExport) -> str:
