@@ -112,17 +112,30 @@ def member_export_rows(
     )
 
 
+# A cell starting with one of these is a formula to a spreadsheet: a name typed as
+# "=HYPERLINK(...)" must not run when a marketer opens the file.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text(value: str) -> str:
+    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
+
+
 def _cells(row: tuple[Any, ...]) -> list[Any]:
     pk, first, last, city, orders, spent, last_purchase, *contact = row
     return [
         pk,
-        first,
-        last,
-        city,
+        _text(first),
+        _text(last),
+        _text(city),
         orders or 0,
         spent if spent is not None else Decimal("0.00"),
         _local_date(last_purchase),
-        *contact,
+        # Phone numbers are stored as +<digits> (E.164), a number, not a formula.
+        *(
+            value if value.startswith("+") and value[1:].isdigit() else _text(value)
+            for value in contact
+        ),
     ]
 
 

@@ -273,3 +273,17 @@ def test_no_personal_value_reaches_the_logs(db, caplog):
         assert value not in logged
     log = MemberExport.objects.get()
     assert "Secretia" not in f"{log.label} {log.channels}"
+
+
+def test_a_name_written_as_a_formula_is_exported_as_text(db):
+    customer = CustomerFactory(first_name="=HYPERLINK(1)", last_name="@SUM", city="-")
+
+    rows = exported(
+        member_export_response(
+            user=UserFactory(),
+            exported=StoreFactory(),
+            members=Customer.objects.filter(pk=customer.pk),
+        )
+    )
+
+    assert rows[1][1:4] == ["'=HYPERLINK(1)", "'@SUM", "'-"]
