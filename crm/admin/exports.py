@@ -117,7 +117,7 @@ class MemberExportAdmin(ReadOnlyAdminMixin, ObjectSelectRelatedMixin, admin.Mode
     object_select_related = ("exported_by", "content_type")
     fields = [
         "exported_at",
-        "exported_by",
+        "exported_by_name",
         "kind",
         "exported_link",
         "channels_display",
@@ -125,6 +125,11 @@ class MemberExportAdmin(ReadOnlyAdminMixin, ObjectSelectRelatedMixin, admin.Mode
         "finished_at",
     ]
     readonly_fields = fields
+
+    # As text: a link would lead marketers to the user pages they may not open.
+    @admin.display(description=_("exported by"))
+    def exported_by_name(self, obj: MemberExport) -> str:
+        return obj.exported_by.get_username()
 
     @admin.display(description=_("kind"), ordering="content_type")
     def kind(self, obj: MemberExport) -> str:
