@@ -20,7 +20,8 @@ from ..models import Persona
 from ..selectors import persona_card, persona_list, persona_overview
 from ..services import persona_create, persona_delete, persona_update
 from ..services.personas import TRAIT_FIELDS
-from .charts import bar_chart, overview_charts, stacked_chart
+from .charts import card_charts, overview_charts
+from .display import facts_row, roi_assumptions
 
 FORM_TRAITS = sorted(TRAIT_FIELDS - {"suggestion"})
 
@@ -215,21 +216,12 @@ class PersonaAdmin(ServiceFormMixin, admin.ModelAdmin):
             Persona.objects.select_related("figures"), pk=object_id
         )
         card = persona_card(persona=persona)
-        facts = card["facts"]
         context = {
             **self._context(request, str(persona)),
             **card,
-            "channel_svg": stacked_chart(
-                gettext("Channel mix"), [(gettext("Orders"), facts.channel_shares)]
-            )
-            if facts.channel_shares
-            else "",
-            "age_svg": bar_chart(
-                gettext("Ages"),
-                [(b["label"], b["count"], f"{b['share']:.0%}") for b in card["ages"]],
-            )
-            if card["ages"]
-            else "",
+            **card_charts(card),
+            "row": facts_row(card["facts"]),
+            "assumptions": roi_assumptions(),
         }
         return TemplateResponse(request, "personas/card.html", context)
 
@@ -241,6 +233,11 @@ class PersonaAdmin(ServiceFormMixin, admin.ModelAdmin):
         context = {
             **self._context(request, gettext("Personas compared")),
             "overview": overview,
+            "rows": [facts_row(f) for f in overview.facts],
+            "no_persona": facts_row(overview.no_persona)
+            if overview.no_persona
+            else None,
+            "assumptions": roi_assumptions(),
             "charts": overview_charts(overview),
         }
         return TemplateResponse(

@@ -81,21 +81,30 @@ def test_persona_card_shows_stated_traits_real_figures_and_differences(
     assert "Presents that land." in content
     assert 'id="persona-real-figures"' in content
     assert "Joe spends about EUR 300 per visit; matched customers spend" in content
-    assert "<svg" in content
-    assert "ROI estimate" in content
+    assert "<svg" not in content
+    assert 'data-chart="persona-card-channels"' in content
+    assert 'data-chart="persona-card-ages"' in content
+    assert "Net return per customer" in content
+    assert "returns " in content
+    assert "its cost" in content
+    assert "EUR 4.00 a year per point of service effort" in content
     assert "city = &quot;utrecht&quot;" in content
 
 
 def test_overview_compares_personas_with_charts_and_warnings(
     staff, personas, django_assert_max_num_queries
 ):
-    # Session, user, personas with figures, customer and assignment counts.
-    with django_assert_max_num_queries(5):
+    # Session, user, personas with figures, then the customers matching no
+    # persona: their count, sales and margin.
+    with django_assert_max_num_queries(6):
         response = staff.get(url("overview"))
 
     content = response.content.decode()
     assert response.status_code == 200
-    assert content.count('class="persona-chart"') == 8
+    assert 'class="persona-chart"' not in content
+    assert content.count('class="loyalist-chart"') == 8
+    assert content.count("chart.umd.min.js") == 1
+    assert 'class="persona-none"' in content
     assert "Share of customers" in content
     assert "Channel mix" in content
     assert "0 of 6 customers (0%) match no persona" in content
