@@ -28,7 +28,7 @@ FORM_TRAITS = sorted(TRAIT_FIELDS - {"suggestion"})
 
 class SuggestForm(forms.Form):
     k = forms.IntegerField(
-        label=_("number of personas"),
+        label=_("Number of personas"),
         required=False,
         min_value=1,
         max_value=12,

@@ -13,6 +13,10 @@ from .conftest import buy
 pytestmark = pytest.mark.django_db
 
 ACTIVE = Persona.Status.ACTIVE
+# Session, user, the persona and, before Django caches it, its content type.
+CHANGE_PAGE_QUERIES = 4
+# Session, user, two counts and the page of personas.
+CHANGELIST_QUERIES = 5
 
 
 @pytest.fixture
@@ -192,3 +196,22 @@ def test_suggest_view_clusters_and_offers_drafts(
 
     assert response.status_code == 302
     assert Persona.objects.filter(status=Persona.Status.DRAFT).count() == 2
+
+
+def test_change_page_has_capitalised_labels_and_a_help_sentence(
+    staff, personas, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(CHANGE_PAGE_QUERIES):
+        response = staff.get(url("change", personas["joe"].pk))
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "Matching rule" in content
+    assert "Where they buy" in content
+    assert "Short title" in content
+    assert 'for example "Special-occasion buyer"' in content.replace("&quot;", '"')
+
+
+def test_changelist_query_count_is_pinned(staff, personas, django_assert_num_queries):
+    with django_assert_num_queries(CHANGELIST_QUERIES):
+        staff.get(url("changelist"))

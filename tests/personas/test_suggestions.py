@@ -129,10 +129,14 @@ def test_demo_seed_creates_personas_matching_the_shopper_types(seeded):
 def test_a_suggestion_mirroring_an_existing_persona_is_flagged(seeded):
     # Given an active persona every buyer matches
     everyone = persona_create(
-        name="Everyone", query="orders >= 1", status=Persona.Status.ACTIVE
+        name="Everyone",
+        query="orders >= 1",
+        status=Persona.Status.ACTIVE,
+        priority=100,
     )
     recompute_all()
 
+    assert everyone.assignments.count() > 0
     personas_suggest(k=2)
 
     for draft in Persona.objects.filter(status=Persona.Status.DRAFT):
