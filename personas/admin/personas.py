@@ -137,7 +137,11 @@ class PersonaAdmin(ServiceFormMixin, admin.ModelAdmin):
         return format_html('<span class="persona-avatar">{}</span>', obj.initials)
 
     @admin.display(description=_("customers"), ordering="assigned")
-    def assigned_display(self, obj: Persona) -> int:
+    def assigned_display(self, obj: Persona) -> int | str:
+        figures = getattr(obj, "figures", None)
+        if obj.status == Persona.Status.DRAFT and figures is not None:
+            # A draft matches nobody yet: show whom its rule would take.
+            return gettext("%(count)s if accepted") % {"count": figures.customers}
         return obj.assigned
 
     @admin.display(description=_("card"))
