@@ -3,6 +3,7 @@
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
@@ -46,6 +47,9 @@ def facts_row(facts: PersonaFacts) -> dict[str, Any]:
         "roi": money_rounded(facts.roi),
         "roi_per_customer": money_rounded(facts.roi_per_customer),
         "roi_ratio": roi_ratio_text(facts),
+        "roi_times": "-"
+        if facts.roi_ratio is None
+        else f"{signed_number(facts.roi_ratio, 1)}x",
     }
 
 
@@ -55,4 +59,5 @@ def roi_assumptions() -> dict[str, str]:
         "service_cost_per_effort": money(service_cost_per_effort()),
         "campaign_cost_per_customer": money(campaign_cost_per_customer()),
         "days": str(FIGURES_DAYS),
+        "currency": settings.LOYALIST_CURRENCY,
     }
