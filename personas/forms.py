@@ -46,7 +46,7 @@ class ChannelListField(forms.CharField):
 
 class PersonaForm(forms.ModelForm):
     query = forms.CharField(
-        label=_("matching rule"),
+        label=_("Matching rule"),
         required=False,
         strip=True,
         widget=forms.Textarea(
@@ -63,26 +63,26 @@ class PersonaForm(forms.ModelForm):
         ),
     )
     rules = RuleJSONField(
-        label=_("rule as JSON"),
+        label=_("Rule as JSON"),
         required=False,
         widget=forms.Textarea(
             attrs={"rows": 3, "cols": 90, "class": "vLargeTextField"}
         ),
     )
     photo_url = forms.URLField(
-        label=_("photo URL"),
+        label=_("Photo URL"),
         required=False,
         assume_scheme="https",
         help_text=_("Optional; replaces the avatar."),
     )
     buying_channels = ChannelListField(
-        label=_("where they buy"), choices=tuple(SalesChannel.values)
+        label=_("Where they buy"), choices=tuple(SalesChannel.values)
     )
     preferred_channels = ChannelListField(
-        label=_("preferred channels"), choices=CONTACT_CHANNELS
+        label=_("Preferred channels"), choices=CONTACT_CHANNELS
     )
     sources = forms.MultipleChoiceField(
-        label=_("sources"),
+        label=_("Sources"),
         choices=Persona.Source.choices,
         required=False,
         widget=forms.CheckboxSelectMultiple,

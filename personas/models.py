@@ -49,7 +49,9 @@ class Persona(models.Model):
         _("short title"),
         max_length=120,
         blank=True,
-        help_text=_("Special-occasion buyer"),
+        help_text=_(
+            'A few words shown under the name, for example "Special-occasion buyer".'
+        ),
     )
     avatar = models.CharField(
         _("avatar"),

@@ -1,14 +1,16 @@
 """Reads for the persona pages: the card, the overview and their warnings."""
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, QuerySet
+from django.db.models import Avg, Count, DecimalField, F, Q, QuerySet, Sum
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.dashboard import money_rounded
-from crm.models import Customer
+from crm.models import Customer, Receipt, ReceiptLine, SalesChannel
 from segments.compiler import segment_references
 from segments.fields import PersonaRule
 
@@ -19,6 +21,7 @@ from .services.figures import (
     campaign_cost_per_customer,
     service_cost_per_effort,
 )
+from .wording import frequency_words
 
 # Shops do well with three to five personas; past seven nobody writes for each.
 MAX_PERSONAS = 7
@@ -38,7 +41,7 @@ CHANNELS = ("store", "online", "phone")
 class PersonaFacts:
     """A persona with its matched customers' real figures, ready to show."""
 
-    persona: Persona
+    persona: Persona | None  # None: the customers matching no persona
     figures: PersonaFigures | None
     customers: int = 0
     share: float = 0.0
@@ -52,6 +55,24 @@ class PersonaFacts:
     campaign_cost: Decimal = Decimal("0")
     roi: Decimal = Decimal("0")
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def cost(self) -> Decimal:
+        return self.service_cost + self.campaign_cost
+
+    @property
+    def roi_per_customer(self) -> Decimal | None:
+        """The net return of one customer a year; None without customers."""
+        if not self.customers:
+            return None
+        return (self.roi / self.customers).quantize(Decimal("0.01"))
+
+    @property
+    def roi_ratio(self) -> Decimal | None:
+        """Margin per unit of cost ("returns 3.2x its cost"); None without cost."""
+        if not self.cost:
+            return None
+        return (self.margin / self.cost).quantize(Decimal("0.1"))
 
 
 def persona_facts(persona: Persona) -> PersonaFacts:
@@ -79,7 +100,9 @@ def persona_facts(persona: Persona) -> PersonaFacts:
     facts.service_cost = (
         figures.customers * effort * service_cost_per_effort()
     ).quantize(Decimal("0.01"))
-    facts.campaign_cost = figures.customers * campaign_cost_per_customer()
+    facts.campaign_cost = (figures.customers * campaign_cost_per_customer()).quantize(
+        Decimal("0.01")
+    )
     facts.roi = figures.margin - facts.service_cost - facts.campaign_cost
     facts.notes = stated_vs_real(persona, facts)
     return facts
@@ -157,6 +180,11 @@ def stated_vs_real(persona: Persona, facts: PersonaFacts) -> list[str]:
     return notes
 
 
+def channel_label(channel: str) -> str:
+    """A sales channel's label ("In store"), or the code when unknown."""
+    return str(dict(SalesChannel.choices).get(channel, channel))
+
+
 def _channel_words(channel: str) -> str:
     return {"store": _("in store"), "online": _("online"), "phone": _("by phone")}.get(
         channel, channel
@@ -179,6 +207,61 @@ class Overview:
     unassigned: int
     unassigned_share: float
     warnings: list[str]
+    no_persona: PersonaFacts | None = None
+
+
+def no_persona_facts(*, now: datetime | None = None) -> tuple[PersonaFacts, int]:
+    """The customers matching no persona, with the same figures and costs as a
+    persona's, so the overview compares personas against the rest; and the number
+    of customers in the base."""
+    now = now or timezone.now()
+    since = now - timedelta(days=FIGURES_DAYS)
+    people = Customer.objects.aggregate(
+        base=Count("pk"),
+        n=Count("pk", filter=Q(persona_assignment__isnull=True)),
+        effort=Avg("service_effort", filter=Q(persona_assignment__isnull=True)),
+    )
+    sales = Receipt.objects.filter(
+        status=Receipt.Status.COMPLETED,
+        purchased_at__gte=since,
+        customer__isnull=False,
+        customer__persona_assignment__isnull=True,
+    ).aggregate(
+        orders=Count("pk"),
+        revenue=Sum("total"),
+        **{c: Count("pk", filter=Q(channel=c)) for c in CHANNELS},
+    )
+    margin = ReceiptLine.objects.filter(
+        receipt__status=Receipt.Status.COMPLETED,
+        receipt__purchased_at__gte=since,
+        receipt__customer__isnull=False,
+        receipt__customer__persona_assignment__isnull=True,
+    ).aggregate(
+        margin=Sum(
+            F("line_total") - F("quantity") * F("product__cost"),
+            output_field=DecimalField(max_digits=16, decimal_places=2),
+        )
+    )["margin"]
+    customers = people["n"]
+    facts = PersonaFacts(persona=None, figures=None, customers=customers)
+    facts.share = customers / people["base"] if people["base"] else 0.0
+    facts.revenue = sales["revenue"] or Decimal("0")
+    facts.margin = margin or Decimal("0")
+    orders = sales["orders"]
+    if orders:
+        facts.aov = (facts.revenue / orders).quantize(Decimal("0.01"))
+        facts.channel_shares = {c: sales[c] / orders for c in CHANNELS}
+    if customers:
+        facts.orders_per_month = orders / customers / (FIGURES_DAYS / 30.44)
+    effort = Decimal(str(round(people["effort"], 2))) if people["effort"] else 0
+    facts.service_cost = (customers * effort * service_cost_per_effort()).quantize(
+        Decimal("0.01")
+    )
+    facts.campaign_cost = (customers * campaign_cost_per_customer()).quantize(
+        Decimal("0.01")
+    )
+    facts.roi = facts.margin - facts.service_cost - facts.campaign_cost
+    return facts, people["base"]
 
 
 def persona_overview() -> Overview:
@@ -189,16 +272,14 @@ def persona_overview() -> Overview:
         .order_by("status", "-priority", "pk")
     )
     facts = [persona_facts(persona) for persona in personas]
-    base = Customer.objects.count()
-    assigned = PersonaAssignment.objects.count()
-    unassigned = base - assigned
-    share = unassigned / base if base else 0.0
+    rest, base = no_persona_facts()
     return Overview(
         facts=facts,
         base_customers=base,
-        unassigned=unassigned,
-        unassigned_share=share,
-        warnings=persona_warnings(facts, unassigned_share=share),
+        unassigned=rest.customers,
+        unassigned_share=rest.share,
+        warnings=persona_warnings(facts, unassigned_share=rest.share),
+        no_persona=rest,
     )
 
 
@@ -270,6 +351,20 @@ def persona_card(*, persona: Persona) -> dict[str, Any]:
     return {
         "persona": persona,
         "facts": facts,
+        "buying_channels": [channel_label(c) for c in persona.buying_channels],
+        "preferred_channels": [
+            str(dict(Customer.PreferredChannel.choices).get(c, c))
+            for c in persona.preferred_channels
+        ],
+        "sources": [
+            str(dict(Persona.Source.choices).get(s, s)) for s in persona.sources
+        ],
+        "frequency": frequency_words(float(persona.purchases_per_month))
+        if persona.purchases_per_month
+        else "",
+        "typical_basket": money_rounded(persona.typical_basket)
+        if persona.typical_basket
+        else "",
         "ages": _bars(age_bands(facts.figures)),
         "cities": facts.figures.cities if facts.figures else [],
         "figures_days": FIGURES_DAYS,

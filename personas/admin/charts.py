@@ -1,186 +1,203 @@
-"""Server-side SVG charts for the persona pages: no JavaScript library."""
+"""Charts of the persona pages as Chart.js specs (see crm.charts).
+
+A persona keeps its colour from `colour_for_id` on every chart, the customers matching
+no persona are neutral grey, and a channel has its `channel_colour`. Money is charted
+in whole currency units exactly as `money_rounded` prints it, so a bar and the table
+next to it never disagree.
+"""
 
 from collections.abc import Sequence
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from django.utils.html import escape
-from django.utils.safestring import SafeString, mark_safe
+from django.conf import settings
 from django.utils.translation import gettext as _
 
-from crm.dashboard import money_rounded
+from crm.charts import CATEGORICAL, channel_colour, chart_spec, colour_for_id, dataset
 
-from ..selectors import CHANNELS, Overview, age_bands
-
-WIDTH = 440
-ROW = 22
-LABEL = 110
-VALUE = 120
-COLOURS = ("#417690", "#79aec8", "#f5dd5d", "#ba2121", "#5b8a3a", "#8e6bbf")
-CHANNEL_COLOURS = {"store": "#417690", "online": "#79aec8", "phone": "#f5dd5d"}
+from ..selectors import CHANNELS, Overview, PersonaFacts, age_bands, channel_label
 
 
-def bar_chart(title: str, rows: Sequence[tuple[str, float, str]]) -> SafeString:
-    """Horizontal bars, one per (label, value, text); negative values go left."""
-    height = ROW * len(rows) + 8
-    bars_width = WIDTH - LABEL - VALUE
-    low = min([0.0, *(value for _l, value, _t in rows)])
-    high = max([0.0, *(value for _l, value, _t in rows)])
-    span = (high - low) or 1.0
-    zero = LABEL + (-low) / span * bars_width
-    parts = [
-        f'<svg class="persona-chart" viewBox="0 0 {WIDTH} {height}" role="img" '
-        f'aria-label="{escape(title)}" width="{WIDTH}" height="{height}">',
-        f'<line x1="{zero:.1f}" y1="0" x2="{zero:.1f}" y2="{height}" stroke="#999"/>',
-    ]
-    for index, (label, value, text) in enumerate(rows):
-        y = 4 + index * ROW
-        width = abs(value) / span * bars_width
-        x = zero if value >= 0 else zero - width
-        colour = "#ba2121" if value < 0 else COLOURS[index % len(COLOURS)]
-        parts.append(
-            f'<text x="{LABEL - 6}" y="{y + 14}" text-anchor="end">'
-            f"{escape(label)}</text>"
-            f'<rect x="{x:.1f}" y="{y}" width="{width:.1f}" height="{ROW - 6}" '
-            f'fill="{colour}"><title>{escape(label)}: {escape(text)}</title></rect>'
-            f'<text x="{WIDTH - VALUE + 6}" y="{y + 14}">{escape(text)}</text>'
-        )
-    parts.append("</svg>")
-    return mark_safe("".join(parts))  # noqa: S308 - every text is escaped above
+def money_value(amount: Decimal | None) -> Decimal | None:
+    """An amount as `money_rounded` shows it: whole units, cut toward zero."""
+    if amount is None:
+        return None
+    return amount.quantize(Decimal("1"), rounding=ROUND_DOWN)
 
 
-def stacked_chart(
-    title: str, rows: Sequence[tuple[str, dict[str, float]]]
-) -> SafeString:
-    """One 100% bar per row, split by key (channel or age band)."""
-    keys = list(dict.fromkeys(k for _label, shares in rows for k in shares))
-    height = ROW * len(rows) + 30
-    bars_width = WIDTH - LABEL - 10
-    parts = [
-        f'<svg class="persona-chart" viewBox="0 0 {WIDTH} {height}" role="img" '
-        f'aria-label="{escape(title)}" width="{WIDTH}" height="{height}">'
-    ]
-    for index, (label, shares) in enumerate(rows):
-        y = 4 + index * ROW
-        total = sum(shares.values()) or 1.0
-        x = float(LABEL)
-        parts.append(
-            f'<text x="{LABEL - 6}" y="{y + 14}" text-anchor="end">'
-            f"{escape(label)}</text>"
-        )
-        for position, key in enumerate(keys):
-            width = shares.get(key, 0) / total * bars_width
-            if width <= 0:
-                continue
-            colour = CHANNEL_COLOURS.get(key, COLOURS[position % len(COLOURS)])
-            percent = round(shares.get(key, 0) / total * 100)
-            parts.append(
-                f'<rect x="{x:.1f}" y="{y}" width="{width:.1f}" height="{ROW - 6}" '
-                f'fill="{colour}"><title>{escape(label)}, {escape(key)}: '
-                f"{percent}%</title></rect>"
+def _label(facts: PersonaFacts) -> str:
+    return facts.persona.name if facts.persona is not None else _("No persona")
+
+
+def _colour(facts: PersonaFacts) -> str:
+    return colour_for_id(facts.persona.pk if facts.persona is not None else None)
+
+
+def _bars(
+    element_id: str,
+    title: str,
+    rows: Sequence[PersonaFacts],
+    values: Sequence[Any],
+    *,
+    unit: str = "",
+    note: str = "",
+) -> dict[str, Any]:
+    return chart_spec(
+        element_id,
+        kind="bar",
+        title=title,
+        labels=[_label(f) for f in rows],
+        datasets=[dataset(title, values, colour=[_colour(f) for f in rows])],
+        unit=unit,
+        horizontal=True,
+        note=note,
+    )
+
+
+def channel_mix_chart(
+    element_id: str, title: str, rows: Sequence[tuple[str, dict[str, float]]]
+) -> dict[str, Any]:
+    """One 100% bar per row, one series per sales channel in its own colour."""
+    return chart_spec(
+        element_id,
+        kind="bar",
+        title=title,
+        labels=[label for label, _shares in rows],
+        datasets=[
+            dataset(
+                channel_label(channel),
+                [round(shares.get(channel, 0) * 100, 1) for _l, shares in rows],
+                colour=channel_colour(channel),
             )
-            if width > 28:
-                parts.append(
-                    f'<text x="{x + 3:.1f}" y="{y + 13}" class="in-bar">'
-                    f"{percent}%</text>"
-                )
-            x += width
-    legend_y = height - 8
-    x = float(LABEL)
-    for position, key in enumerate(keys):
-        colour = CHANNEL_COLOURS.get(key, COLOURS[position % len(COLOURS)])
-        parts.append(
-            f'<rect x="{x:.1f}" y="{legend_y - 9}" width="10" height="10" '
-            f'fill="{colour}"/>'
-            f'<text x="{x + 13:.1f}" y="{legend_y}">{escape(key)}</text>'
-        )
-        x += 16 + 7 * len(key) + 8
-    parts.append("</svg>")
-    return mark_safe("".join(parts))  # noqa: S308 - every text is escaped above
+            for channel in CHANNELS
+        ],
+        unit="%",
+        horizontal=True,
+        stacked=True,
+    )
+
+
+def age_chart(
+    element_id: str, title: str, rows: Sequence[tuple[str, dict[str, int]]]
+) -> dict[str, Any]:
+    """One 100% bar per row, one series per age band, youngest first."""
+    bands = list(dict.fromkeys(band for _label, counts in rows for band in counts))
+    totals = [sum(counts.values()) or 1 for _label, counts in rows]
+    return chart_spec(
+        element_id,
+        kind="bar",
+        title=title,
+        labels=[label for label, _counts in rows],
+        datasets=[
+            dataset(
+                band,
+                [
+                    round(counts.get(band, 0) / total * 100, 1)
+                    for (_label, counts), total in zip(rows, totals, strict=True)
+                ],
+                colour=CATEGORICAL[index % len(CATEGORICAL)],
+            )
+            for index, band in enumerate(bands)
+        ],
+        unit="%",
+        horizontal=True,
+        stacked=True,
+    )
 
 
 def overview_charts(overview: Overview) -> list[dict[str, Any]]:
-    """The overview's charts: one row per persona with figures."""
+    """The overview's charts: one bar per persona with figures, then no persona."""
     facts = [f for f in overview.facts if f.figures is not None]
     if not facts:
         return []
-    name = [f.persona.name for f in facts]
-    charts = [
-        (
+    rows = [*facts, *([overview.no_persona] if overview.no_persona else [])]
+    currency = settings.LOYALIST_CURRENCY
+    return [
+        _bars(
+            "persona-chart-share",
             _("Share of customers"),
-            bar_chart(
-                _("Share of customers"),
-                [
-                    (n, f.share, f"{f.share:.0%}")
-                    for n, f in zip(name, facts, strict=True)
-                ],
-            ),
+            rows,
+            [round(f.share * 100) for f in rows],
+            unit="%",
         ),
-        (
+        _bars(
+            "persona-chart-revenue",
             _("Revenue (12 months)"),
-            bar_chart(
-                _("Revenue"),
-                [
-                    (n, float(f.revenue), money_rounded(f.revenue))
-                    for n, f in zip(name, facts, strict=True)
-                ],
-            ),
+            rows,
+            [money_value(f.revenue) for f in rows],
+            unit=currency,
         ),
-        (
+        _bars(
+            "persona-chart-margin",
             _("Margin (12 months)"),
-            bar_chart(
-                _("Margin"),
-                [
-                    (n, float(f.margin), money_rounded(f.margin))
-                    for n, f in zip(name, facts, strict=True)
-                ],
-            ),
+            rows,
+            [money_value(f.margin) for f in rows],
+            unit=currency,
         ),
-        (
+        _bars(
+            "persona-chart-aov",
             _("Average order value"),
-            bar_chart(
-                _("Average order value"),
-                [
-                    (n, float(f.aov or 0), money_rounded(f.aov))
-                    for n, f in zip(name, facts, strict=True)
-                ],
-            ),
+            rows,
+            [money_value(f.aov) for f in rows],
+            unit=currency,
         ),
-        (
+        _bars(
+            "persona-chart-frequency",
             _("Orders per customer per month"),
-            bar_chart(
-                _("Orders per month"),
-                [
-                    (n, f.orders_per_month or 0, f"{f.orders_per_month or 0:.2f}")
-                    for n, f in zip(name, facts, strict=True)
-                ],
-            ),
+            rows,
+            [
+                None if f.orders_per_month is None else round(f.orders_per_month, 2)
+                for f in rows
+            ],
         ),
-        (
-            _("Return on investment estimate (year)"),
-            bar_chart(
-                _("ROI"),
-                [
-                    (n, float(f.roi), money_rounded(f.roi))
-                    for n, f in zip(name, facts, strict=True)
-                ],
-            ),
+        _bars(
+            "persona-chart-roi",
+            _("Net return per customer (year)"),
+            rows,
+            [money_value(f.roi_per_customer) for f in rows],
+            unit=currency,
+            note=_("Margin minus service and campaign costs, per customer."),
         ),
-        (
+        channel_mix_chart(
+            "persona-chart-channels",
             _("Channel mix (orders)"),
-            stacked_chart(
-                _("Channel mix"),
-                [
-                    (n, {c: f.channel_shares.get(c, 0) for c in CHANNELS})
-                    for n, f in zip(name, facts, strict=True)
-                ],
-            ),
+            [(_label(f), f.channel_shares) for f in rows],
         ),
-        (
+        age_chart(
+            "persona-chart-ages",
             _("Age distribution"),
-            stacked_chart(
-                _("Ages"),
-                [(n, age_bands(f.figures)) for n, f in zip(name, facts, strict=True)],
-            ),
+            [(_label(f), age_bands(f.figures)) for f in facts],
         ),
     ]
-    return [{"title": title, "svg": svg} for title, svg in charts]
+
+
+def card_charts(card: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """The card's channel-mix and age charts (None without figures)."""
+    facts: PersonaFacts = card["facts"]
+    channels = (
+        channel_mix_chart(
+            "persona-card-channels",
+            _("Channel mix (orders)"),
+            [(_("Orders"), facts.channel_shares)],
+        )
+        if facts.channel_shares
+        else None
+    )
+    ages = (
+        chart_spec(
+            "persona-card-ages",
+            kind="bar",
+            title=_("Customers per age band"),
+            labels=[bar["label"] for bar in card["ages"]],
+            datasets=[
+                dataset(
+                    _("Customers"),
+                    [bar["count"] for bar in card["ages"]],
+                    colour=colour_for_id(facts.persona.pk),
+                )
+            ],
+        )
+        if card["ages"] and any(bar["count"] for bar in card["ages"])
+        else None
+    )
+    return {"channel_chart": channels, "age_chart": ages}

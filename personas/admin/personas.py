@@ -27,14 +27,15 @@ from ..selectors import (
 )
 from ..services import persona_create, persona_delete, persona_update
 from ..services.personas import TRAIT_FIELDS
-from .charts import bar_chart, overview_charts, stacked_chart
+from .charts import card_charts, overview_charts
+from .display import facts_row, roi_assumptions
 
 FORM_TRAITS = sorted(TRAIT_FIELDS - {"suggestion"})
 
 
 class SuggestForm(forms.Form):
     k = forms.IntegerField(
-        label=_("number of personas"),
+        label=_("Number of personas"),
         required=False,
         min_value=1,
         max_value=12,
@@ -143,7 +144,11 @@ class PersonaAdmin(MemberExportMixin, ServiceFormMixin, admin.ModelAdmin):
         return format_html('<span class="persona-avatar">{}</span>', obj.initials)
 
     @admin.display(description=_("customers"), ordering="assigned")
-    def assigned_display(self, obj: Persona) -> int:
+    def assigned_display(self, obj: Persona) -> int | str:
+        figures = getattr(obj, "figures", None)
+        if obj.status == Persona.Status.DRAFT and figures is not None:
+            # A draft matches nobody yet: show whom its rule would take.
+            return gettext("%(count)s if accepted") % {"count": figures.customers}
         return obj.assigned
 
     @admin.display(description=_("card"))
@@ -225,21 +230,12 @@ class PersonaAdmin(MemberExportMixin, ServiceFormMixin, admin.ModelAdmin):
             Persona.objects.select_related("figures"), pk=object_id
         )
         card = persona_card(persona=persona)
-        facts = card["facts"]
         context = {
             **self._context(request, str(persona)),
             **card,
-            "channel_svg": stacked_chart(
-                gettext("Channel mix"), [(gettext("Orders"), facts.channel_shares)]
-            )
-            if facts.channel_shares
-            else "",
-            "age_svg": bar_chart(
-                gettext("Ages"),
-                [(b["label"], b["count"], f"{b['share']:.0%}") for b in card["ages"]],
-            )
-            if card["ages"]
-            else "",
+            **card_charts(card),
+            "row": facts_row(card["facts"]),
+            "assumptions": roi_assumptions(),
         }
         return TemplateResponse(request, "personas/card.html", context)
 
@@ -251,6 +247,11 @@ class PersonaAdmin(MemberExportMixin, ServiceFormMixin, admin.ModelAdmin):
         context = {
             **self._context(request, gettext("Personas compared")),
             "overview": overview,
+            "rows": [facts_row(f) for f in overview.facts],
+            "no_persona": facts_row(overview.no_persona)
+            if overview.no_persona
+            else None,
+            "assumptions": roi_assumptions(),
             "charts": overview_charts(overview),
         }
         return TemplateResponse(

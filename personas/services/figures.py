@@ -19,11 +19,12 @@ from itertools import combinations
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Avg, Count, DecimalField, F, Q, Sum
+from django.db.models import Avg, Count, DecimalField, F, Q, QuerySet, Sum
 from django.db.models.functions import ExtractYear, Lower
 from django.utils import timezone
 
 from crm.models import Contact, Customer, Receipt, ReceiptLine
+from segments.compiler import context_build, rule_condition
 
 from ..models import Persona, PersonaFigures
 
@@ -80,11 +81,121 @@ def _age_figures(years: dict[int, int], this_year: int) -> tuple[dict, int | Non
     return bands, median
 
 
+def _grouped(queryset, key: str | None, *fields: str, **aggregates) -> list[dict]:
+    """Rows of `aggregates` per value of `key` (and `fields`); without a key one
+    customer set, its rows keyed by None."""
+    if key is None and not fields:
+        return [{None: None, **queryset.aggregate(**aggregates)}]
+    names = [key, *fields] if key else list(fields)
+    rows = queryset.order_by().values(*names).annotate(**aggregates)
+    return [{None: None, **row} for row in rows]
+
+
+def _customer_set_figures(
+    customers: QuerySet[Customer], key: str | None, *, since: datetime, now: datetime
+) -> dict[int | None, dict]:
+    """The figures of customers per persona (`key` is the customers' persona id
+    path, e.g. persona_assignment__persona_id) or, with no key, of `customers` as a
+    whole under None. One GROUP BY per figure, both ways."""
+    figures: dict[int | None, dict] = defaultdict(
+        lambda: {"genders": {}, "years": {}, "cities": []}
+    )
+    for row in _grouped(customers, key, n=Count("pk"), effort=Avg("service_effort")):
+        figures[row[key]].update(customers=row["n"], effort=row["effort"])
+    for row in _grouped(customers, key, "gender", n=Count("pk")):
+        figures[row[key]]["genders"][row["gender"] or "?"] = row["n"]
+    born = customers.filter(birth_date__isnull=False).annotate(
+        year=ExtractYear("birth_date")
+    )
+    for row in _grouped(born, key, "year", n=Count("pk")):
+        figures[row[key]]["years"][row["year"]] = row["n"]
+    towns = customers.exclude(city="").annotate(town=Lower("city"))
+    for row in sorted(
+        _grouped(towns, key, "town", n=Count("pk")),
+        key=lambda r: (-r["n"], r["town"]),
+    ):
+        if len(figures[row[key]]["cities"]) < CITIES_KEPT:
+            figures[row[key]]["cities"].append([row["town"].title(), row["n"]])
+
+    prefix = f"customer__{key}" if key else None
+    receipts = Receipt.objects.filter(
+        status=Receipt.Status.COMPLETED,
+        purchased_at__gte=since,
+        customer__in=customers.values("pk"),
+    )
+    for row in _grouped(
+        receipts,
+        prefix,
+        orders=Count("pk"),
+        buyers=Count("customer_id", distinct=True),
+        revenue=Sum("total"),
+        store=Count("pk", filter=Q(channel="store")),
+        online=Count("pk", filter=Q(channel="online")),
+        phone=Count("pk", filter=Q(channel="phone")),
+    ):
+        figures[row[prefix]]["sales"] = row
+    lines = ReceiptLine.objects.filter(
+        receipt__status=Receipt.Status.COMPLETED,
+        receipt__purchased_at__gte=since,
+        receipt__customer__in=customers.values("pk"),
+    )
+    line_key = f"receipt__customer__{key}" if key else None
+    money = DecimalField(max_digits=16, decimal_places=2)
+    for row in _grouped(
+        lines,
+        line_key,
+        margin=Sum(
+            F("line_total") - F("quantity") * F("product__cost"), output_field=money
+        ),
+    ):
+        figures[row[line_key]]["margin"] = row["margin"]
+    opens = Contact.objects.filter(
+        kind=Contact.Kind.EMAIL_OPEN,
+        occurred_at__gte=now - timedelta(days=30),
+        customer__in=customers.values("pk"),
+    )
+    for row in _grouped(opens, prefix, n=Count("customer_id", distinct=True)):
+        figures[row[prefix]]["openers"] = row["n"]
+    return figures
+
+
+def _figures_row(
+    persona: Persona, found: dict, *, base: int, matches: int, overlaps: dict, now
+) -> PersonaFigures:
+    sale = found.get("sales", {})
+    bands, median = _age_figures(found["years"], now.year)
+    effort = found.get("effort")
+    return PersonaFigures(
+        persona=persona,
+        computed_at=now,
+        base_customers=base,
+        customers=found.get("customers", 0),
+        rule_matches=matches,
+        buyers=sale.get("buyers", 0),
+        orders=sale.get("orders", 0),
+        revenue=sale.get("revenue") or Decimal("0"),
+        margin=found.get("margin") or Decimal("0"),
+        service_effort=(Decimal(str(round(effort, 2))) if effort is not None else None),
+        email_openers=found.get("openers", 0),
+        channels={
+            channel: sale.get(channel, 0) for channel in ("store", "online", "phone")
+        },
+        ages=bands,
+        median_age=median,
+        cities=found["cities"],
+        genders=found["genders"],
+        overlaps=overlaps,
+    )
+
+
 @transaction.atomic
 def persona_figures_refresh(*, now: datetime | None = None) -> list[PersonaFigures]:
-    """Recompute the figures of every active or draft persona."""
-    from segments.compiler import context_build, rule_condition
+    """Recompute the figures of every active or draft persona.
 
+    An active persona's figures are those of its assigned customers; a draft is not
+    matched yet, so its figures are those of the customers its rule matches: what
+    accepting it would give when no other persona takes its customers first.
+    """
     now = now or timezone.now()
     since = now - timedelta(days=FIGURES_DAYS)
     personas = list(
@@ -93,95 +204,7 @@ def persona_figures_refresh(*, now: datetime | None = None) -> list[PersonaFigur
     if not personas:
         PersonaFigures.objects.all().delete()
         return []
-    key = "persona_assignment__persona_id"
     base = Customer.objects.count()
-
-    people = {
-        row[key]: row
-        for row in Customer.objects.filter(persona_assignment__isnull=False)
-        .order_by()
-        .values(key)
-        .annotate(n=Count("pk"), effort=Avg("service_effort"))
-    }
-    genders: dict[int, dict[str, int]] = defaultdict(dict)
-    for row in (
-        Customer.objects.filter(persona_assignment__isnull=False)
-        .order_by()
-        .values(key, "gender")
-        .annotate(n=Count("pk"))
-    ):
-        genders[row[key]][row["gender"] or "?"] = row["n"]
-    years: dict[int, dict[int, int]] = defaultdict(dict)
-    for row in (
-        Customer.objects.filter(
-            persona_assignment__isnull=False, birth_date__isnull=False
-        )
-        .order_by()
-        .values(key, year=ExtractYear("birth_date"))
-        .annotate(n=Count("pk"))
-    ):
-        years[row[key]][row["year"]] = row["n"]
-    cities: dict[int, list] = defaultdict(list)
-    for row in (
-        Customer.objects.filter(persona_assignment__isnull=False)
-        .exclude(city="")
-        .order_by()
-        .values(key, town=Lower("city"))
-        .annotate(n=Count("pk"))
-        .order_by(key, "-n", "town")
-    ):
-        if len(cities[row[key]]) < CITIES_KEPT:
-            cities[row[key]].append([row["town"].title(), row["n"]])
-
-    receipt_key = "customer__persona_assignment__persona_id"
-    sales = {
-        row[receipt_key]: row
-        for row in Receipt.objects.filter(
-            status=Receipt.Status.COMPLETED,
-            purchased_at__gte=since,
-            customer__persona_assignment__isnull=False,
-        )
-        .order_by()
-        .values(receipt_key)
-        .annotate(
-            orders=Count("pk"),
-            buyers=Count("customer_id", distinct=True),
-            revenue=Sum("total"),
-            store=Count("pk", filter=Q(channel="store")),
-            online=Count("pk", filter=Q(channel="online")),
-            phone=Count("pk", filter=Q(channel="phone")),
-        )
-    }
-    line_key = "receipt__customer__persona_assignment__persona_id"
-    money = DecimalField(max_digits=16, decimal_places=2)
-    margins = dict(
-        ReceiptLine.objects.filter(
-            receipt__status=Receipt.Status.COMPLETED,
-            receipt__purchased_at__gte=since,
-            receipt__customer__persona_assignment__isnull=False,
-        )
-        .order_by()
-        .values(line_key)
-        .annotate(
-            margin=Sum(
-                F("line_total") - F("quantity") * F("product__cost"),
-                output_field=money,
-            )
-        )
-        .values_list(line_key, "margin")
-    )
-    contact_key = "customer__persona_assignment__persona_id"
-    openers = dict(
-        Contact.objects.filter(
-            kind=Contact.Kind.EMAIL_OPEN,
-            occurred_at__gte=now - timedelta(days=30),
-            customer__persona_assignment__isnull=False,
-        )
-        .order_by()
-        .values(contact_key)
-        .annotate(n=Count("customer_id", distinct=True))
-        .values_list(contact_key, "n")
-    )
 
     # Rule matches before priority, and shared matches of each pair of personas,
     # in one pass over the customers.
@@ -198,36 +221,29 @@ def persona_figures_refresh(*, now: datetime | None = None) -> list[PersonaFigur
         overlaps[a][str(b)] = shared
         overlaps[b][str(a)] = shared
 
+    assigned = _customer_set_figures(
+        Customer.objects.filter(persona_assignment__isnull=False),
+        "persona_assignment__persona_id",
+        since=since,
+        now=now,
+    )
     rows = []
     for persona in personas:
         pk = persona.pk
-        sale = sales.get(pk, {})
-        bands, median = _age_figures(years.get(pk, {}), now.year)
-        effort = people.get(pk, {}).get("effort")
+        if persona.status == Persona.Status.DRAFT:
+            found = _customer_set_figures(
+                Customer.objects.filter(conditions[pk]), None, since=since, now=now
+            )[None]
+        else:
+            found = assigned[pk]
         rows.append(
-            PersonaFigures(
-                persona=persona,
-                computed_at=now,
-                base_customers=base,
-                customers=people.get(pk, {}).get("n", 0),
-                rule_matches=matches[f"m{pk}"],
-                buyers=sale.get("buyers", 0),
-                orders=sale.get("orders", 0),
-                revenue=sale.get("revenue") or Decimal("0"),
-                margin=margins.get(pk) or Decimal("0"),
-                service_effort=(
-                    Decimal(str(round(effort, 2))) if effort is not None else None
-                ),
-                email_openers=openers.get(pk, 0),
-                channels={
-                    channel: sale.get(channel, 0)
-                    for channel in ("store", "online", "phone")
-                },
-                ages=bands,
-                median_age=median,
-                cities=cities.get(pk, []),
-                genders=genders.get(pk, {}),
+            _figures_row(
+                persona,
+                found,
+                base=base,
+                matches=matches[f"m{pk}"],
                 overlaps=overlaps.get(pk, {}),
+                now=now,
             )
         )
     PersonaFigures.objects.exclude(persona__in=personas).delete()

@@ -8,21 +8,33 @@ figures and stored as a draft persona with a generated rule staff can edit.
 
 import time
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, DecimalField, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
-from crm.models import Category, Contact, Customer, CustomerCategoryStats
+from crm.dashboard import money_rounded
+from crm.models import (
+    Category,
+    Channel,
+    Consent,
+    Contact,
+    Customer,
+    CustomerCategoryStats,
+)
 
-from ..models import Persona
+from ..models import Persona, PersonaAssignment
+from ..wording import frequency_words
+from .figures import persona_figures_refresh
 from .personas import persona_create, persona_delete
 
 K_RANGE = range(2, 9)
@@ -34,6 +46,20 @@ RULE_CONDITIONS = 3
 DISTINCT = 0.35
 NEVER_BOUGHT_DAYS = 1000
 CENT = Decimal("0.01")
+# A cluster whose customers are this share of one persona's mirrors that persona.
+MIRROR_SHARE = 0.6
+# A consent channel worth naming reaches this share of the cluster.
+REACH_SHARE = 0.1
+# A city worth naming holds this share of the cluster.
+CITY_SHARE = 0.25
+LAPSED_DAYS = 300
+CHANNEL_WORDS = {
+    "store": lambda: _("in store"),
+    "online": lambda: _("online"),
+    "phone": lambda: _("by phone"),
+}
+# Consent channels as the persona's preferred contact channels.
+CONTACT_CHANNEL = {"social_ads": "social"}
 NAMES = ("Alex", "Bo", "Charlie", "Dani", "Eli", "Fenna", "Guus", "Hanna", "Ilse")
 
 BASE_COLUMNS = (
@@ -56,6 +82,9 @@ class Features:
     columns: list[str]
     categories: list[tuple[int, str]]  # (id, slug) of the category-share columns
     favourite: np.ndarray  # favourite category id, 0 for none
+    cities: np.ndarray  # the customer's city, "" when unknown
+    # Channel -> ids of customers whose current consent on it is granted.
+    consents: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -70,6 +99,8 @@ class Cluster:
     rule_matches: int = 0
     rule_precision: float = 0.0
     rule_recall: float = 0.0
+    # The existing active persona most of the cluster is assigned to already.
+    mirrors: dict[str, Any] | None = None
 
 
 @dataclass
@@ -140,6 +171,7 @@ def customer_features(*, now: datetime | None = None) -> Features:
             "stats__orders_online",
             "stats__orders_by_phone",
             "stats__favourite_category_id",
+            "city",
             "opens",
             *spent_in,
         )
@@ -158,8 +190,9 @@ def customer_features(*, now: datetime | None = None) -> Features:
     )
     channels = np.array([(r[6] or 0, r[7] or 0, r[8] or 0) for r in rows], dtype=float)
     favourite = np.array([r[9] or 0 for r in rows], dtype=np.int64)
-    email_opens = np.array([r[10] for r in rows], dtype=float)
-    cat_spent = np.array([[float(v) for v in r[11:]] for r in rows], dtype=float)
+    cities = np.array([(r[10] or "").strip().title() for r in rows], dtype=object)
+    email_opens = np.array([r[11] for r in rows], dtype=float)
+    cat_spent = np.array([[float(v) for v in r[12:]] for r in rows], dtype=float)
     cat_spent = cat_spent.reshape(n, len(categories))
 
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -185,7 +218,7 @@ def customer_features(*, now: datetime | None = None) -> Features:
         ]
     )
     columns = [*BASE_COLUMNS, *(f"cat:{slug}" for _pk, slug in categories)]
-    return Features(ids, raw, columns, categories, favourite)
+    return Features(ids, raw, columns, categories, favourite, cities)
 
 
 def _standardize(raw: np.ndarray, columns: list[str]) -> np.ndarray:
@@ -236,19 +269,40 @@ def _percentile(values: np.ndarray, q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
-def _frequency_words(per_month: float) -> str:
-    if per_month >= 1.5:
-        return f"{int(per_month)}-{int(per_month) + 1} times a month"
-    if per_month >= 0.75:
-        return "about once a month"
-    if per_month >= 0.05:
-        return f"about every {round(1 / per_month)} months"
-    return "hardly ever"
+def granted_consents() -> dict[str, np.ndarray]:
+    """Channel -> ids of the customers whose current consent on it is granted."""
+    granted: dict[str, list[int]] = defaultdict(list)
+    for customer_id, channel in (
+        Consent.objects.latest_per_channel()
+        .filter(status=Consent.Status.GRANTED)
+        .order_by()
+        .values_list("customer_id", "channel")
+    ):
+        granted[channel].append(customer_id)
+    return {c: np.array(ids, dtype=np.int64) for c, ids in granted.items()}
+
+
+def _reach_words(consent_shares: dict[str, float]) -> str:
+    """Where to reach a cluster: its consented channels, most consented first."""
+    labels = dict(Channel.choices)
+    usable = sorted(
+        ((c, share) for c, share in consent_shares.items() if share >= REACH_SHARE),
+        key=lambda pair: -pair[1],
+    )
+    if not usable:
+        return _("no consented channel: ask at the till or on the receipt")
+    return ", ".join(
+        _("%(channel)s (%(share)d%% consented)")
+        % {"channel": labels.get(c, c), "share": round(share * 100)}
+        for c, share in usable
+    )
 
 
 def _describe(
     features: Features, members: np.ndarray, total: int
 ) -> tuple[str, str, dict[str, Any]]:
+    """The cluster written as a persona (who, how they buy, where to reach them),
+    a short title and the figures behind the words."""
     raw, cols = features.raw, features.columns
     col = {name: j for j, name in enumerate(cols)}
     everyone = raw
@@ -275,55 +329,144 @@ def _describe(
         cols[cat_cols[j]][4:] for j in np.argsort(-cat_mix)[:2] if cat_mix[j] > 0.15
     ]
     channel, channel_share = max(
-        (("online", online), ("in store", store), ("by phone", phone)),
+        (("online", online), ("store", store), ("phone", phone)),
         key=lambda pair: pair[1],
     )
+    towns, counts = np.unique(
+        features.cities[members][features.cities[members] != ""], return_counts=True
+    )
+    top_city = (
+        (str(towns[np.argmax(counts)]), float(counts.max() / size))
+        if len(towns)
+        else None
+    )
+    member_ids = features.customer_ids[members]
+    consent_shares = {
+        channel_name: round(float(np.isin(member_ids, ids).mean()), 3)
+        for channel_name, ids in features.consents.items()
+    }
     if overall_basket and median_basket < 0.6 * overall_basket:
-        basket_words = "small baskets"
+        basket_size = _("small")
     elif overall_basket and median_basket > 1.6 * overall_basket:
-        basket_words = "large baskets"
+        basket_size = _("large")
     else:
-        basket_words = "average baskets"
-    currency = settings.LOYALIST_CURRENCY
-    parts = [f"about {size:,} customers ({size / total:.0%})"]
-    if not np.isnan(age_low):
-        parts.append(f"mostly {round(age_low)}-{round(age_high)}")
-    if recency >= 300:
-        parts.append(f"have not bought for about {round(recency / 30.44)} months")
-    else:
-        parts.append(
-            f"buy {channel} ({channel_share:.0%} of orders) "
-            f"{_frequency_words(per_month)}"
+        basket_size = _("average")
+
+    who = [
+        ngettext(
+            "about %(count)s customer (%(share)d%%)",
+            "about %(count)s customers (%(share)d%%)",
+            size,
         )
-    parts.append(f"{basket_words} ({currency} {median_basket:,.0f})")
+        % {"count": f"{size:,}", "share": round(size / total * 100)}
+    ]
+    if not np.isnan(age_low):
+        who.append(
+            _("mostly aged %(low)d-%(high)d")
+            % {"low": round(age_low), "high": round(age_high)}
+        )
+    if top_city is not None and top_city[1] >= CITY_SHARE:
+        who.append(
+            _("often from %(city)s (%(share)d%%)")
+            % {"city": top_city[0], "share": round(top_city[1] * 100)}
+        )
+    if recency >= LAPSED_DAYS:
+        months = round(recency / 30.44)
+        how = [
+            ngettext(
+                "not for about a month now",
+                "not for about %(months)d months now",
+                months,
+            )
+            % {"months": months}
+        ]
+    else:
+        how = [
+            _("%(channel)s (%(share)d%% of orders), %(frequency)s")
+            % {
+                "channel": CHANNEL_WORDS[channel](),
+                "share": round(channel_share * 100),
+                "frequency": frequency_words(per_month),
+            }
+        ]
+    how.append(
+        _("%(size)s baskets of about %(amount)s")
+        % {
+            "size": basket_size,
+            "amount": money_rounded(Decimal(str(round(median_basket, 2)))),
+        }
+    )
     if top_categories:
-        parts.append("mostly " + " and ".join(top_categories))
+        how.append(
+            _("mostly %(categories)s") % {"categories": " and ".join(top_categories)}
+        )
+    reach = _reach_words(consent_shares)
     if openers >= 0.5:
-        parts.append("open most emails")
+        reach += "; " + _("most open their emails")
     elif openers < 0.2:
-        parts.append("rarely open emails")
-    description = ", ".join(parts) + "."
+        reach += "; " + _("few open their emails")
+    words = {"who": ", ".join(who), "how": ", ".join(how), "reach": reach}
+    description = " ".join(
+        [
+            _("Who: %(who)s.") % words,
+            _("How they buy: %(how)s.") % words,
+            _("Reaching them: %(reach)s.") % words,
+        ]
+    )
     title_bits = [
-        channel if recency < 300 else "lapsed",
+        CHANNEL_WORDS[channel]() if recency < LAPSED_DAYS else _("lapsed"),
         f"{round(age_low)}-{round(age_high)}" if not np.isnan(age_low) else "",
-        basket_words,
+        _("%(size)s baskets") % {"size": basket_size},
         *top_categories[:1],
     ]
-    title = " · ".join(bit for bit in title_bits if bit)
+    title = " · ".join(str(bit) for bit in title_bits if bit)
     figures = {
         "customers": size,
         "share": round(size / total, 4),
         "age_p20": None if np.isnan(age_low) else round(age_low),
         "age_p80": None if np.isnan(age_high) else round(age_high),
+        "city": top_city[0] if top_city else "",
         "median_basket": round(median_basket, 2),
         "orders_per_month": round(per_month, 3),
         "channels": {"store": round(store, 3), "online": round(online, 3)}
         | {"phone": round(phone, 3)},
+        "consents": consent_shares,
         "median_days_since_purchase": round(recency),
         "email_openers": round(openers, 3),
         "categories": top_categories,
+        "words": words,
     }
     return description, title, figures
+
+
+def _mirrors(
+    member_ids: np.ndarray, assignments: dict[int, np.ndarray], names: dict[int, str]
+) -> dict[str, Any] | None:
+    """The active persona holding most of the cluster's customers, when it holds at
+    least MIRROR_SHARE of them: the suggestion mostly repeats that persona."""
+    best = None
+    for persona_id, ids in assignments.items():
+        share = float(np.isin(member_ids, ids).mean()) if len(member_ids) else 0.0
+        if share >= MIRROR_SHARE and (best is None or share > best[1]):
+            best = (persona_id, share)
+    if best is None:
+        return None
+    return {"persona": best[0], "name": names[best[0]], "overlap": round(best[1], 3)}
+
+
+def active_assignments() -> tuple[dict[int, np.ndarray], dict[int, str]]:
+    """Active persona id -> its assigned customer ids, and the personas' names."""
+    names = dict(
+        Persona.objects.filter(status=Persona.Status.ACTIVE).values_list("pk", "name")
+    )
+    grouped: dict[int, list[int]] = defaultdict(list)
+    for customer_id, persona_id in (
+        PersonaAssignment.objects.filter(persona_id__in=names)
+        .order_by()
+        .values_list("customer_id", "persona_id")
+    ):
+        grouped[persona_id].append(customer_id)
+    return {pk: np.array(ids, dtype=np.int64) for pk, ids in grouped.items()}, names
 
 
 def _rule(features: Features, members: np.ndarray, z: np.ndarray) -> dict:
@@ -436,6 +579,8 @@ def personas_suggest(
     total = len(features.customer_ids)
     if total < 2:
         return Suggestion(0, {}, [], features.customer_ids, np.array([]), 0.0)
+    features.consents = granted_consents()
+    assignments, names = active_assignments()
     z = _standardize(features.raw, features.columns)
     k = min(k, total) if k else None
     k, labels, silhouettes = _cluster(z, k, seed)
@@ -455,6 +600,7 @@ def personas_suggest(
             figures=figures,
         )
         _rule_quality(cluster, features.customer_ids, members)
+        cluster.mirrors = _mirrors(features.customer_ids[members], assignments, names)
         clusters.append(cluster)
     clusters.sort(key=lambda c: -c.size)
     result = Suggestion(
@@ -467,6 +613,8 @@ def personas_suggest(
     )
     if save:
         result.drafts = _drafts_replace(clusters)
+        # Drafts show the customers and revenue their rules match before accepting.
+        persona_figures_refresh()
     return result
 
 
@@ -501,6 +649,14 @@ def _drafts_replace(clusters: list[Cluster]) -> list[Persona]:
                     str(min(figures["orders_per_month"], 999))
                 ).quantize(CENT),
                 buying_channels=channels,
+                location=figures["city"],
+                preferred_channels=[
+                    CONTACT_CHANNEL.get(c, c)
+                    for c, share in sorted(
+                        figures["consents"].items(), key=lambda pair: -pair[1]
+                    )
+                    if share >= REACH_SHARE
+                ],
                 notes=cluster.description,
                 sources=[Persona.Source.CLUSTERING],
                 source_notes=(
@@ -515,6 +671,7 @@ def _drafts_replace(clusters: list[Cluster]) -> list[Persona]:
                     "rule_matches": cluster.rule_matches,
                     "rule_precision": round(cluster.rule_precision, 3),
                     "rule_recall": round(cluster.rule_recall, 3),
+                    "mirrors": cluster.mirrors,
                 },
             )
         )

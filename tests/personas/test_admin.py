@@ -13,6 +13,10 @@ from .conftest import buy
 pytestmark = pytest.mark.django_db
 
 ACTIVE = Persona.Status.ACTIVE
+# Session, user, the persona and, before Django caches it, its content type.
+CHANGE_PAGE_QUERIES = 4
+# Session, user, two counts and the page of personas.
+CHANGELIST_QUERIES = 5
 
 
 @pytest.fixture
@@ -81,21 +85,30 @@ def test_persona_card_shows_stated_traits_real_figures_and_differences(
     assert "Presents that land." in content
     assert 'id="persona-real-figures"' in content
     assert "Joe spends about EUR 300 per visit; matched customers spend" in content
-    assert "<svg" in content
-    assert "ROI estimate" in content
+    assert "<svg" not in content
+    assert 'data-chart="persona-card-channels"' in content
+    assert 'data-chart="persona-card-ages"' in content
+    assert "Net return per customer" in content
+    assert "returns " in content
+    assert "its cost" in content
+    assert "EUR 4.00 a year per point of service effort" in content
     assert "city = &quot;utrecht&quot;" in content
 
 
 def test_overview_compares_personas_with_charts_and_warnings(
     staff, personas, django_assert_max_num_queries
 ):
-    # Session, user, personas with figures, customer and assignment counts.
-    with django_assert_max_num_queries(5):
+    # Session, user, personas with figures, then the customers matching no
+    # persona: their count, sales and margin.
+    with django_assert_max_num_queries(6):
         response = staff.get(url("overview"))
 
     content = response.content.decode()
     assert response.status_code == 200
-    assert content.count('class="persona-chart"') == 8
+    assert 'class="persona-chart"' not in content
+    assert content.count('class="loyalist-chart"') == 8
+    assert content.count("chart.umd.min.js") == 1
+    assert 'class="persona-none"' in content
     assert "Share of customers" in content
     assert "Channel mix" in content
     assert "0 of 6 customers (0%) match no persona" in content
@@ -183,3 +196,22 @@ def test_suggest_view_clusters_and_offers_drafts(
 
     assert response.status_code == 302
     assert Persona.objects.filter(status=Persona.Status.DRAFT).count() == 2
+
+
+def test_change_page_has_capitalised_labels_and_a_help_sentence(
+    staff, personas, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(CHANGE_PAGE_QUERIES):
+        response = staff.get(url("change", personas["joe"].pk))
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "Matching rule" in content
+    assert "Where they buy" in content
+    assert "Short title" in content
+    assert 'for example "Special-occasion buyer"' in content.replace("&quot;", '"')
+
+
+def test_changelist_query_count_is_pinned(staff, personas, django_assert_num_queries):
+    with django_assert_num_queries(CHANGELIST_QUERIES):
+        staff.get(url("changelist"))

@@ -8,8 +8,10 @@ from django.core.management import call_command
 from crm.demo import customer_index, shopper_types
 from crm.models import Customer
 from personas.models import Persona
+from personas.services import persona_create
 from personas.services.suggestions import K_RANGE, personas_suggest
 from segments.compiler import context_build, rule_condition
+from segments.services import recompute_all
 
 pytestmark = pytest.mark.django_db
 
@@ -56,8 +58,18 @@ def test_k_is_chosen_by_silhouette_and_clusters_are_drafts_with_rules(seeded):
     assert len(drafts) == result.k
     for draft in drafts:
         assert draft.status == Persona.Status.DRAFT
-        assert draft.notes.startswith("about ")
+        assert draft.notes.startswith("Who: about ")
         assert "customers" in draft.notes
+        assert "How they buy: " in draft.notes
+        assert "EUR " in draft.notes
+        assert "every 1 months" not in draft.notes
+        # Where to reach them is never empty.
+        reach = draft.suggestion["figures"]["words"]["reach"]
+        assert reach
+        assert "Reaching them: " + reach in draft.notes
+        # Figures before accepting: the customers the rule matches.
+        assert draft.figures.customers == draft.suggestion["rule_matches"] > 0
+        assert draft.figures.revenue > 0
         assert Persona.Source.CLUSTERING in draft.sources
         # The generated rule compiles and matches customers, mostly of its cluster.
         matched = Customer.objects.filter(
@@ -112,3 +124,23 @@ def test_demo_seed_creates_personas_matching_the_shopper_types(seeded):
     for slug, kind in expected.items():
         got = Counter(seeded[pk] for pk, s in slugs.items() if s == slug)
         assert got.most_common(1)[0][0] == kind, (slug, got)
+
+
+def test_a_suggestion_mirroring_an_existing_persona_is_flagged(seeded):
+    # Given an active persona every buyer matches
+    everyone = persona_create(
+        name="Everyone",
+        query="orders >= 1",
+        status=Persona.Status.ACTIVE,
+        priority=100,
+    )
+    recompute_all()
+
+    assert everyone.assignments.count() > 0
+    personas_suggest(k=2)
+
+    for draft in Persona.objects.filter(status=Persona.Status.DRAFT):
+        mirrors = draft.suggestion["mirrors"]
+        assert mirrors["name"] == "Everyone"
+        assert mirrors["persona"] == everyone.pk
+        assert mirrors["overlap"] == 1.0
