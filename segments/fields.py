@@ -57,7 +57,6 @@ COMPARISON_OPS = frozenset(
 )
 EQUALITY_OPS = frozenset({"eq", "ne", "in", "not_in"})
 TIME_OPS = frozenset({"within_days", "before_days"})
-ALL_OPS = COMPARISON_OPS | TIME_OPS | {"contains", "is_set"}
 
 RFM_SEGMENTS = (
     "champions",
@@ -105,6 +104,41 @@ class Context:
     personas: tuple[PersonaRule, ...] | None = None
     # The customer-id range a whole-base pass evaluates, or None.
     customer_ids: tuple[int, int] | None = None
+    # Leave the clock open in the SQL (see `clock`): the batch query is compiled
+    # once and run at many clocks.
+    open_clock: bool = False
+
+
+@dataclass(frozen=True)
+class ClockAt:
+    """A query parameter standing for "the evaluation's clock plus `offset`"."""
+
+    offset: timedelta
+
+
+class OpenClock(Expression):
+    """The clock plus `offset`, compiled to a `ClockAt` parameter that the caller
+    replaces by a datetime when it runs the query (segments.services.batch_sql)."""
+
+    output_field = DateTimeField()
+
+    def __init__(self, offset: timedelta) -> None:
+        super().__init__()
+        self.offset = offset
+
+    def as_sql(self, compiler, connection):
+        return "%s", [ClockAt(self.offset)]
+
+
+def clock(ctx: Context, offset: timedelta = timedelta(0)) -> datetime | Expression:
+    """The moment `offset` from the context's clock, as rules compare it.
+
+    Every condition that depends on the clock gets it here, so a compile with
+    `open_clock` leaves no moment but the open ones in its SQL.
+    """
+    if ctx.open_clock:
+        return OpenClock(offset)
+    return ctx.now + offset
 
 
 def in_pass(rows: QuerySet, ctx: Context) -> QuerySet:
@@ -128,7 +162,8 @@ class FieldSpec:
     kind: str
     ops: frozenset[str]
     help: str
-    condition: Callable[[Context, str, Any], Q]
+    # None only for `segment`, which the compiler inlines.
+    condition: Callable[[Context, str, Any], Q] | None = None
     value: Callable[[Context], Expression] | None = None
     check_value: Callable[[str, Any], Any] | None = None
     time_candidates: Callable[[Context, str, Any], list[Expression]] | None = None
@@ -210,8 +245,8 @@ def boolean(condition: Q, op: str, value: bool) -> Q:
     return condition if wanted else ~condition
 
 
-def days_ago(ctx: Context, days: int) -> datetime:
-    return ctx.now - timedelta(days=days)
+def days_ago(ctx: Context, days: int) -> datetime | Expression:
+    return clock(ctx, -timedelta(days=days))
 
 
 def shifted(expression: Expression, days: float) -> Expression:
@@ -963,7 +998,6 @@ register(
         kind="segment",
         ops=frozenset({"in", "not_in"}),
         help="Member of any of the listed segments (slugs).",
-        condition=lambda ctx, op, value: Q(),
         check_value=lambda op, value: _check_slugs(value),
     )
 )
