@@ -18,10 +18,12 @@ from django.db.models import (
     Case,
     Count,
     DateTimeField,
+    DecimalField,
     Exists,
     Expression,
     ExpressionWrapper,
     F,
+    Func,
     IntegerField,
     Min,
     OuterRef,
@@ -202,6 +204,28 @@ def _compared(kind: str, value: Any) -> Any:
             return [item.lower() for item in value]
         return value.lower() if isinstance(value, str) else value
     return value
+
+
+class Money(Func):
+    """A money column as rules compare it.
+
+    PostgreSQL's numeric is exact. SQLite keeps decimals as floats, so a sum such as
+    3 x 59.95 lands a hair above 179.85, and "> 179.85" would hold for a customer
+    who spent exactly that: there the column is rounded to cents first.
+    """
+
+    template = "%(expressions)s"
+    output_field = DecimalField(max_digits=14, decimal_places=2)
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return self.as_sql(
+            compiler,
+            connection,
+            # CAST gives the result the column's numeric affinity, so values bound
+            # as text still compare as numbers.
+            template="CAST(ROUND(%(expressions)s, 2) AS NUMERIC)",
+            **extra_context,
+        )
 
 
 def present(expression: Expression) -> Q:
@@ -564,14 +588,15 @@ scalar_field(
 )
 scalar_field(
     "total_spent",
-    lambda ctx: F("stats__total_spent"),
+    lambda ctx: Money(F("stats__total_spent")),
     kind="decimal",
     help="Sum of completed receipts.",
 )
 scalar_field(
     "avg_order_value",
     lambda ctx: Case(
-        When(stats__orders__gt=0, then=F("stats__avg_order_value")), default=None
+        When(stats__orders__gt=0, then=Money(F("stats__avg_order_value"))),
+        default=None,
     ),
     kind="decimal",
     help="Average receipt total; missing for customers who never bought.",
@@ -865,7 +890,11 @@ def _rfm_score(ctx: Context, metric: str) -> Expression:
             for t in thresholds
         ]
     else:
-        column = F("stats__orders" if metric == "frequency" else "stats__total_spent")
+        column = (
+            F("stats__orders")
+            if metric == "frequency"
+            else Money(F("stats__total_spent"))
+        )
         parts = [
             Case(
                 When(Q(GreaterThan(column, Value(Decimal(str(t))))), then=1), default=0
