@@ -50,6 +50,7 @@ from segments.services import (
     rfm_thresholds_compute,
 )
 from segments.services.engine import DRAIN_PENDING_KEY
+from segments.tasks import recompute_dispatch, segments_drain_task
 
 from .base import BenchSuite
 
@@ -652,8 +653,6 @@ def _tables_empty() -> None:
 
 def _recompute_by_workers(now) -> int:
     """Dispatch a whole-base recompute to the workers and wait until it is done."""
-    from .tasks import recompute_dispatch
-
     run, _ranges = recompute_dispatch(now=now)
     return fanout.wait(run).changed
 
@@ -782,8 +781,6 @@ class Workers:
 
 def _drained_by_workers(customer_ids: list[int], timeout: float = 300.0) -> float:
     """Customers per second the running workers drain, a drain task each."""
-    from .tasks import segments_drain_task
-
     _dirty_mark(customer_ids)
     started = time.perf_counter()
     for _worker in range(WORKERS):
