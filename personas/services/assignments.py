@@ -99,9 +99,10 @@ def assignments_apply_run(cursor, *, run: str, now: datetime, cause: str) -> Non
     cursor.execute(
         f"""
         DELETE FROM {t["assignment"]}
-        WHERE customer_id IN (
-            SELECT e.customer_id FROM ({run_sql}) e
-            WHERE e.persona_id IS DISTINCT FROM {t["assignment"]}.persona_id
+        WHERE EXISTS (
+            SELECT 1 FROM ({run_sql}) e
+            WHERE e.customer_id = {t["assignment"]}.customer_id
+              AND e.persona_id IS DISTINCT FROM {t["assignment"]}.persona_id
         )
         """,  # noqa: S608
         run_params,
