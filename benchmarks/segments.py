@@ -1044,30 +1044,32 @@ def bench_segments(
             return recompute_all(now=now)
         return _recompute_by_workers(now)
 
-    stats_s, _covered = _timed(
-        customer_stats_rebuild if whole_base is None else _stats_by_workers
-    )
-    segments_s, changed = _timed(recompute)
-    figures["full_rebuild_s"] = _round(stats_s + segments_s)
-    figures["full_rebuild_stats_s"] = _round(stats_s)
-    figures["full_rebuild_segments_s"] = _round(segments_s)
-    figures["full_rebuild_changed"] = changed
-    figures["memberships"] = sum(
-        Segment.objects.filter(is_active=True).values_list("size", flat=True)
-    )
-    with connection.cursor() as cursor:
-        # Planner statistics of the refilled tables, untimed, as autovacuum would
-        # gather them; without them the later figures depend on its timing.
-        cursor.execute(
-            "ANALYZE crm_customerstats, crm_customercategorystats, "
-            "segments_customersegmentstate"
-        )
-    _say(
-        stdout,
-        f"  full rebuild         {figures['full_rebuild_s']} s (stats {stats_s:.3f} "
-        f"s, segments {segments_s:.3f} s)",
-    )
+    # Workers stop however the figures end: a failed pass must not leave them
+    # consuming the queue.
     try:
+        stats_s, _covered = _timed(
+            customer_stats_rebuild if whole_base is None else _stats_by_workers
+        )
+        segments_s, changed = _timed(recompute)
+        figures["full_rebuild_s"] = _round(stats_s + segments_s)
+        figures["full_rebuild_stats_s"] = _round(stats_s)
+        figures["full_rebuild_segments_s"] = _round(segments_s)
+        figures["full_rebuild_changed"] = changed
+        figures["memberships"] = sum(
+            Segment.objects.filter(is_active=True).values_list("size", flat=True)
+        )
+        with connection.cursor() as cursor:
+            # Planner statistics of the refilled tables, untimed, as autovacuum would
+            # gather them; without them the later figures depend on its timing.
+            cursor.execute(
+                "ANALYZE crm_customerstats, crm_customercategorystats, "
+                "segments_customersegmentstate"
+            )
+        _say(
+            stdout,
+            f"  full rebuild         {figures['full_rebuild_s']} s "
+            f"(stats {stats_s:.3f} s, segments {segments_s:.3f} s)",
+        )
         if whole_base is not None:
             # The pass just finished queued follow-up work (the personas' figures);
             # the no-op figure is the recompute alone, not the recompute sharing the

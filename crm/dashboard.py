@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.formats import number_format
 
 from .models import Channel, Consent, Customer, CustomerStats, Receipt
+from .querysets import CONSENT_NEWEST_FIRST, channel_address
 
 T = TypeVar("T")
 
@@ -79,18 +80,10 @@ def percentage_change(current: Decimal | int, previous: Decimal | int) -> float 
     return float((Decimal(current) - Decimal(previous)) / Decimal(previous) * 100)
 
 
-# Channels and the address a message on them needs. Push messages go to the app's
-# device tokens, which Loyalist does not hold: its reach is not known here.
+# Channels and the address a message on them needs, seen from the consent ledger
+# (one definition with the member export's: crm.querysets.channel_address).
 CHANNEL_ADDRESSES: dict[str, Q | None] = {
-    Channel.EMAIL: Q(customer__email__isnull=False) & ~Q(customer__email=""),
-    Channel.SMS: ~Q(customer__phone=""),
-    Channel.PUSH: None,
-    # Ad platforms match audiences on an email address or a phone number.
-    Channel.SOCIAL_ADS: (Q(customer__email__isnull=False) & ~Q(customer__email=""))
-    | ~Q(customer__phone=""),
-    Channel.POST: ~Q(customer__address="")
-    & ~Q(customer__postal_code="")
-    & ~Q(customer__city=""),
+    channel: channel_address(channel, customer="customer__") for channel in Channel
 }
 
 
@@ -165,7 +158,7 @@ def channel_reach() -> list[ChannelReach]:
         rank=Window(
             RowNumber(),
             partition_by=[F("customer_id"), F("channel")],
-            order_by=[F("recorded_at").desc(), F("id").desc()],
+            order_by=list(CONSENT_NEWEST_FIRST),
         )
     ).filter(rank=1)
     aggregates: dict[str, Count] = {}

@@ -752,5 +752,52 @@ class CustomerCategoryStats(models.Model):
         return f"{self.customer_id} / {self.category_id}"
 
 
+class MemberExport(models.Model):
+    """One download of a segment's or a persona's members: who, when, what, how many.
+
+    Written by crm.services.member_export_start before the first row leaves and
+    completed by member_export_finish once the last row was written (or the
+    download stopped), so an export that never finished is in the log too.
+    """
+
+    exported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        # An audit log that forgets who exported is worthless: deactivate staff
+        # accounts rather than delete them.
+        on_delete=models.PROTECT,
+        related_name="member_exports",
+        verbose_name=_("exported by"),
+    )
+    exported_at = models.DateTimeField(_("exported at"), default=timezone.now)
+    # What was exported: a segment or a persona, named by content type so the
+    # core knows no app built on it.
+    content_type = models.ForeignKey(
+        "contenttypes.ContentType",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("kind"),
+    )
+    object_id = models.PositiveBigIntegerField(_("object id"))
+    label = models.CharField(
+        _("name"), max_length=200, help_text=_("Its name at the time of the export.")
+    )
+    channels = models.JSONField(
+        _("channels included"),
+        default=list,
+        help_text=_("Channels whose contact details were filled in where consented."),
+    )
+    rows = models.PositiveIntegerField(_("rows"), default=0)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-exported_at", "-id"]
+        verbose_name = _("member export")
+        verbose_name_plural = _("member exports")
+        indexes = [models.Index(fields=["content_type", "object_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({timezone.localtime(self.exported_at):%Y-%m-%d %H:%M})"
+
+
 from .api.models import ApiToken, IdempotencyRecord  # noqa: E402,F401
 from .webhooks.models import WebhookDelivery, WebhookSubscription  # noqa: E402,F401

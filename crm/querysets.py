@@ -1,8 +1,34 @@
 """Chainable filters for the CRM models."""
 
 from django.db import models
-from django.db.models import OuterRef, Subquery
+from django.db.models import BooleanField, ExpressionWrapper, OuterRef, Q, Subquery
 from django.db.models.functions import Lower
+
+# How consent entries supersede each other: the newest recorded entry is the
+# customer's current consent on its channel; the later id breaks a tie.
+CONSENT_NEWEST_FIRST = ("-recorded_at", "-id")
+
+
+def channel_address(channel: str, *, customer: str = "") -> Q | None:
+    """The customer holds an address a message on `channel` needs, or None when
+    Loyalist holds no such address (push messages go to the app's device tokens).
+
+    `customer` is the path to the customer from the model queried ("customer__"
+    from the consent ledger, "" from customers).
+    """
+    email = Q(**{f"{customer}email__isnull": False}) & ~Q(**{f"{customer}email": ""})
+    phone = ~Q(**{f"{customer}phone": ""})
+    addresses = {
+        "email": email,
+        "sms": phone,
+        "push": None,
+        # Ad platforms match audiences on an email address or a phone number.
+        "social_ads": email | phone,
+        "post": ~Q(**{f"{customer}address": ""})
+        & ~Q(**{f"{customer}postal_code": ""})
+        & ~Q(**{f"{customer}city": ""}),
+    }
+    return addresses[channel]
 
 
 class CustomerQuerySet(models.QuerySet):
@@ -21,10 +47,34 @@ class CustomerQuerySet(models.QuerySet):
 
         latest = Consent.objects.filter(
             customer=OuterRef("pk"), channel=channel
-        ).order_by("-recorded_at", "-id")
+        ).order_by(*CONSENT_NEWEST_FIRST)
         return self.annotate(
             **{f"{channel}_consent": Subquery(latest.values("status")[:1])}
         )
+
+    def with_reach(self, channels: list[str]) -> "CustomerQuerySet":
+        """Annotate `<channel>_reachable` for each channel: the current consent is
+        a grant and the customer holds the channel's address (False for channels
+        whose address Loyalist does not hold)."""
+        from .models import Consent
+
+        queryset = self
+        for channel in channels:
+            queryset = queryset.with_consent(channel)
+            address = channel_address(channel)
+            reachable = (
+                Q(**{f"{channel}_consent": Consent.Status.GRANTED}) & address
+                if address is not None
+                else Q(pk__in=[])
+            )
+            queryset = queryset.annotate(
+                **{
+                    f"{channel}_reachable": ExpressionWrapper(
+                        reachable, output_field=BooleanField()
+                    )
+                }
+            )
+        return queryset
 
     def consented(self, channel: str) -> "CustomerQuerySet":
         from .models import Consent
@@ -39,7 +89,7 @@ class ConsentQuerySet(models.QuerySet):
         """The current consent entries: the newest one per customer and channel."""
         newer = self.model.objects.filter(
             customer=OuterRef("customer"), channel=OuterRef("channel")
-        ).order_by("-recorded_at", "-id")
+        ).order_by(*CONSENT_NEWEST_FIRST)
         return self.filter(pk=Subquery(newer.values("pk")[:1]))
 
 

@@ -41,6 +41,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "category": ("view",),
             "store": ("view",),
             "tag": ("view", "add", "change"),
+            # Adding an export to the log is exporting members (crm.exports).
+            "memberexport": ("view", "add"),
         },
         # Marketers build segments and personas (the README's promise); they read
         # what the engine derived but never delete customers, webhooks or users.
@@ -90,7 +92,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "receipt": ("view", "add", "change"),
         },
     },
-    API_ADMINS: {},
+    API_ADMINS: {"crm": {"memberexport": ("view", "add")}},
 }
 
 

@@ -7,6 +7,14 @@ statistics and webhook deliveries) are read-only here. Stores, staff, tags and t
 catalogue are reference data without a workflow, edited directly.
 """
 
-from . import catalogue, customers, loyalty, receipts, stores, webhooks
+from . import catalogue, customers, exports, loyalty, receipts, stores, webhooks
 
-__all__ = ["catalogue", "customers", "loyalty", "receipts", "stores", "webhooks"]
+__all__ = [
+    "catalogue",
+    "customers",
+    "exports",
+    "loyalty",
+    "receipts",
+    "stores",
+    "webhooks",
+]

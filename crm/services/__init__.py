@@ -9,6 +9,7 @@ from .contacts import (
 )
 from .customers import consent_record, customer_create, customer_update
 from .erasure import customer_erase
+from .exports import member_export_finish, member_export_start
 from .imports import ImportReport, receipts_import
 from .loyalty import (
     loyalty_card_issue,
@@ -46,6 +47,8 @@ __all__ = [
     "loyalty_card_link",
     "loyalty_card_replace",
     "loyalty_card_status_set",
+    "member_export_finish",
+    "member_export_start",
     "points_adjust",
     "points_earn",
     "points_redeem",

@@ -14,10 +14,17 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from crm.admin.base import ServiceFormMixin, instance_adopt
+from crm.admin.exports import MemberExportMixin
+from crm.models import Customer
 
 from ..forms import PersonaForm
 from ..models import Persona
-from ..selectors import persona_card, persona_list, persona_overview
+from ..selectors import (
+    persona_card,
+    persona_list,
+    persona_member_list,
+    persona_overview,
+)
 from ..services import persona_create, persona_delete, persona_update
 from ..services.personas import TRAIT_FIELDS
 from .charts import bar_chart, overview_charts, stacked_chart
@@ -36,7 +43,7 @@ class SuggestForm(forms.Form):
 
 
 @admin.register(Persona)
-class PersonaAdmin(ServiceFormMixin, admin.ModelAdmin):
+class PersonaAdmin(MemberExportMixin, ServiceFormMixin, admin.ModelAdmin):
     """Personas are written through the services; the card and the overview show
     the matched customers' real figures."""
 
@@ -53,7 +60,7 @@ class PersonaAdmin(ServiceFormMixin, admin.ModelAdmin):
     list_display_links = ["name"]
     list_filter = ["status"]
     search_fields = ["name", "slug", "title"]
-    actions = ["activate", "retire", "figures_refresh"]
+    actions = ["activate", "retire", "figures_refresh", "export_members_csv"]
     change_list_template = "admin/personas/persona/change_list.html"
     change_form_template = "admin/personas/persona/change_form.html"
     fieldsets = [
@@ -177,6 +184,9 @@ class PersonaAdmin(ServiceFormMixin, admin.ModelAdmin):
         self.message_user(
             request, gettext("Figures are being recomputed."), messages.SUCCESS
         )
+
+    def export_members(self, obj: Persona) -> QuerySet[Customer]:
+        return persona_member_list(persona=obj)
 
     # Extra views -----------------------------------------------------------------
 

@@ -6,8 +6,14 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from crm.api.exports import (
+    MEMBER_EXPORT_ACTION,
+    export_channels,
+    member_export_schema,
+)
 from crm.api.permissions import MARKETERS_ONLY, SEE_ALL
 from crm.api.views import ERROR_RESPONSES, ApiViewSetMixin
+from crm.exports import member_export_response
 from crm.models import Customer
 
 from ..models import Persona
@@ -113,6 +119,17 @@ class PersonaViewSet(
         page = self.paginate_queryset(members)
         return self.get_paginated_response(
             serializers.PersonaMemberSerializer(page, many=True).data
+        )
+
+    @extend_schema(**member_export_schema("persona"))
+    @action(**MEMBER_EXPORT_ACTION)
+    def members_export(self, request, slug=None):
+        persona = self.get_object()
+        return member_export_response(
+            user=request.user,
+            exported=persona,
+            members=persona_member_list(persona=persona),
+            channels=export_channels(request.query_params),
         )
 
     @extend_schema(

@@ -18,6 +18,7 @@ from crm.admin.base import (
     error_messages,
     instance_adopt,
 )
+from crm.admin.exports import MemberExportMixin
 from crm.models import Customer
 
 from ..fields import FIELDS
@@ -55,7 +56,9 @@ def _sample_row(customer: Customer) -> dict[str, Any]:
 
 
 @admin.register(Segment)
-class SegmentAdmin(CountedDeleteMixin, ServiceFormMixin, admin.ModelAdmin):
+class SegmentAdmin(
+    MemberExportMixin, CountedDeleteMixin, ServiceFormMixin, admin.ModelAdmin
+):
     """Segments are written through the services; "Preview" shows who would match."""
 
     form = SegmentForm
@@ -70,7 +73,7 @@ class SegmentAdmin(CountedDeleteMixin, ServiceFormMixin, admin.ModelAdmin):
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "slug", "description"]
     list_per_page = 100
-    actions = ["recompute"]
+    actions = ["recompute", "export_members_csv"]
     # The history goes with its segment (segment_delete).
     deleted_log = (SegmentEvent, "segment")
     change_form_template = "admin/segments/segment/change_form.html"
@@ -250,6 +253,9 @@ class SegmentAdmin(CountedDeleteMixin, ServiceFormMixin, admin.ModelAdmin):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
+
+    def export_members(self, obj: Segment) -> QuerySet[Customer]:
+        return segment_member_list(segment=obj)
 
     # Extra views -----------------------------------------------------------------
 

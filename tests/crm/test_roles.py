@@ -169,3 +169,29 @@ def test_roles_sync_takes_away_a_permission_the_role_no_longer_has(demo_users):
     roles_sync()
 
     assert not marketers.permissions.filter(codename="delete_customer").exists()
+
+
+def test_marketer_may_export_members_and_read_the_log_but_never_edit_it(
+    client, demo_users
+):
+    marketer = demo_users["marketer"]
+    signed_in(client, marketer)
+    segment = Segment.objects.first()
+
+    log = client.get(reverse("admin:crm_memberexport_changelist"))
+    add = client.get(reverse("admin:crm_memberexport_add"))
+    export = client.get(reverse("admin:segments_segment_export", args=[segment.pk]))
+
+    assert marketer.has_perm("crm.add_memberexport")
+    assert log.status_code == 200
+    # Only an export writes the log; the admin has no add form for anyone.
+    assert add.status_code == 403
+    assert export.status_code == 200
+    assert export["Content-Type"].startswith("text/csv")
+
+
+def test_clerks_may_not_export_members(demo_users):
+    clerk = demo_users["clerk"]
+
+    assert not clerk.has_perm("crm.add_memberexport")
+    assert not clerk.has_perm("crm.view_memberexport")
