@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from tests.crm.factories import (
@@ -69,3 +71,33 @@ def clerk(db, store):
 @pytest.fixture
 def admin_user(db):
     return UserFactory(username="admin", is_staff=True, is_superuser=True)
+
+
+# Headless Chromium for the browser tests: Debian's package, driven by Playwright.
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls a test
+    # makes around it are safe because the browser runs in another process. Set
+    # for the browser tests only, so it never leaks into the rest of the session.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()

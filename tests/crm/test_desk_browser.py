@@ -10,6 +10,7 @@ from django.conf import settings as django_settings
 
 from crm.models import Receipt, StaffMember
 from crm.services import points_earn
+from tests.conftest import CHROMIUM
 from tests.crm.desk_support import (
     SmtpCatcher,
     celery_eager,
@@ -25,16 +26,6 @@ from tests.crm.factories import (
     UserFactory,
 )
 
-
-@pytest.fixture(autouse=True)
-def allow_orm_beside_playwright(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the
-    # test makes around it are safe because the browser runs in another process.
-    # Set for these tests only, so it never leaks into the rest of the session.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(django_settings.BASE_DIR) / "docs" / "screenshots"
 
 pytestmark = [
@@ -48,28 +39,6 @@ def smtp_server(settings):
     with SmtpCatcher.running() as server, celery_eager(settings):
         smtp_settings(settings, server)
         yield server
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture
