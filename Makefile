@@ -60,14 +60,15 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# The embedded default (SQLite, in-process tasks): migrate, seed and serve a page.
+# The embedded default (SQLite, in-process tasks): migrate, seed, check, then the
+# whole suite on SQLite (the browser tests run once, on PostgreSQL).
 smoke-embedded: install
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	export DATABASE_URL=sqlite:///$$tmp/db.sqlite3; unset REDIS_URL; \
 	$(PY) manage.py migrate --noinput -v0; \
 	$(PY) manage.py seed_demo --customers 300 --seed 7 >/dev/null; \
 	$(PY) manage.py check; \
-	$(VENV)/bin/pytest -q -p no:cacheprovider -m embedded --ds=config.settings -o addopts="" tests
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not browser" --ds=config.settings -o addopts="" tests
 
 test: install services lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest $(PYTEST_ARGS)

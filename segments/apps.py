@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.db.backends.signals import connection_created
 
 
 class SegmentsConfig(AppConfig):
@@ -11,13 +10,11 @@ class SegmentsConfig(AppConfig):
         from .admin.panels import customer_list_filters, customer_segments_panel
         from .api import customers as api_customers
         from .dashboard import dashboard_segments_panel
-        from .db import sqlite_functions
         from .selectors import customer_export_sections
         from .services.engine import customers_mark_dirty
         from .services.rfm import rfm_thresholds_after_stats
         from .webhooks import segment_slugs
 
-        connection_created.connect(sqlite_functions, dispatch_uid="segments.sqlite")
         # Every recorded contact may move its customer between segments.
         hooks.contacts_recorded.register(customers_mark_dirty)
         hooks.customer_admin_panels.register(customer_segments_panel)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Case, Expression, Q, TextField, Value, When
+from django.db.models import Case, Expression, Field, Q, TextField, Value, When
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -298,18 +298,24 @@ def _personas(ctx: Context) -> Sequence[PersonaRule]:
 
 
 def persona_case(
-    ctx: Context, *, label: Callable[[PersonaRule], str], default: str | None = None
+    ctx: Context,
+    *,
+    label: Callable[[PersonaRule], Any],
+    default: Any = None,
+    output_field: Field | None = None,
 ) -> Expression:
     """One CASE giving each customer's persona: the first matching persona rule in
-    assignment order (largest priority, then lowest id), as `label(persona)`."""
+    assignment order (largest priority, then lowest id), as `label(persona)`, a
+    text unless `output_field` says otherwise."""
+    output_field = output_field or TextField()
     personas = _personas(ctx)
     if not personas or PERSONA_MARK in ctx.stack:
-        return Cast(Value(default), output_field=TextField())
+        return Cast(Value(default), output_field=output_field)
     inner = dataclasses.replace(ctx, stack=(*ctx.stack, PERSONA_MARK))
     return Case(
         *[When(rule_condition(p.rules, inner), then=Value(label(p))) for p in personas],
         default=Value(default),
-        output_field=TextField(),
+        output_field=output_field,
     )
 
 
@@ -387,7 +393,7 @@ def context_build(
             Segment.objects.filter(is_active=True).values_list("slug", "rules")
         )
     rules = [*segment_rules.values(), *(p.rules for p in personas or ())]
-    # Only then: computing thresholds changes every signature's rules version.
+    # Only then: computing thresholds changes every stored rules version.
     uses_rfm = '"rfm_' in json.dumps(rules)
     return Context(
         now=now,

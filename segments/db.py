@@ -10,7 +10,7 @@ through a GIN index on PostgreSQL (`jsonb_path_ops`, created by migration 0003).
 import json
 
 from django.db import models
-from django.db.models import Lookup
+from django.db.models import Func, Lookup, TextField, Value
 
 
 class SegmentIdsField(models.JSONField):
@@ -50,6 +50,27 @@ class Includes(Lookup):
         )
 
 
+class MatchedIds(Func):
+    """The ids of the matching segments as the text of a sorted JSON array (jsonb on
+    PostgreSQL, read back as text), from one part per
+    segment in id order that is "<id>," when it matches and "" when not:
+    '[' || rtrim(part || part || ..., ',') || ']'.
+
+    The parts are joined flat: nested concatenations overflow SQLite's parser
+    with dozens of segments. The parts are never NULL.
+    """
+
+    arg_joiner = " || "
+    template = "('[' || rtrim(%(expressions)s, ',') || ']')"
+
+    def __init__(self, *parts, **extra):
+        super().__init__(*parts, Value(""), output_field=TextField(), **extra)
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        sql, params = self.as_sql(compiler, connection, **extra_context)
+        return f"({sql})::jsonb", params
+
+
 def ids_elements_sql(column: str, vendor: str) -> tuple[str, str]:
     """A FROM item with one row per id of the array `column`, and the id's SQL.
 
@@ -60,30 +81,26 @@ def ids_elements_sql(column: str, vendor: str) -> tuple[str, str]:
     return f"json_each({column}) x", "x.value"
 
 
-def signature_ids_sql(column: str, vendor: str) -> str:
-    """SQL turning a signature ("v1a2b3c4d,3,7,p12") into its JSON ids ([3, 7])."""
+def results_differ_sql(stored: str, fresh: str, vendor: str) -> str:
+    """SQL that is true when the `fresh` results differ from the `stored` ones.
+
+    Both are table aliases with `segment_ids` and `persona_id`; `stored` also has
+    `rules_version`, compared with the parameter it leaves in the SQL (the pass's
+    version). This is the one place the engine decides what changed.
+    """
     if vendor == "postgresql":
-        return f"""COALESCE((
-            SELECT jsonb_agg(part::int ORDER BY n)
-            FROM unnest(string_to_array({column}, ',')) WITH ORDINALITY AS p (part, n)
-            WHERE part ~ '^[0-9]+$'), '[]'::jsonb)"""
-    # SQLite has no string splitting: the function registered by sqlite_functions.
-    return f"loyalist_signature_ids({column})"
+        ids_differ = f"{stored}.segment_ids <> {fresh}.segment_ids"
+    else:
+        # SQLite keeps JSON as text: json() gives both sides one spelling.
+        ids_differ = f"json({stored}.segment_ids) <> json({fresh}.segment_ids)"
+    return (
+        f"({stored}.rules_version <> %s OR {ids_differ}"
+        f" OR {stored}.persona_id IS DISTINCT FROM {fresh}.persona_id)"
+    )
 
 
-def signature_ids(signature: str) -> set[int]:
-    """The segment ids of a signature (its version and persona are left out)."""
-    return {int(part) for part in signature.split(",") if part.isdigit()}
-
-
-def signature_ids_json(signature: str) -> str:
-    """Python twin of signature_ids_sql, registered as an SQLite function."""
-    return json.dumps(sorted(signature_ids(signature)))
-
-
-def sqlite_functions(sender, connection, **kwargs) -> None:
-    """Register the SQL functions the engine needs on each new SQLite connection."""
-    if connection.vendor == "sqlite":
-        connection.connection.create_function(
-            "loyalist_signature_ids", 1, signature_ids_json, deterministic=True
-        )
+def ids_include_sql(column: str, id_sql: str, vendor: str) -> str:
+    """SQL that is true when the JSON id array `column` holds the id `id_sql`."""
+    if vendor == "postgresql":
+        return f"({column} @> jsonb_build_array({id_sql}))"
+    return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value = {id_sql})"

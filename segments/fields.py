@@ -18,10 +18,12 @@ from django.db.models import (
     Case,
     Count,
     DateTimeField,
+    DecimalField,
     Exists,
     Expression,
     ExpressionWrapper,
     F,
+    Func,
     IntegerField,
     Min,
     OuterRef,
@@ -57,7 +59,6 @@ COMPARISON_OPS = frozenset(
 )
 EQUALITY_OPS = frozenset({"eq", "ne", "in", "not_in"})
 TIME_OPS = frozenset({"within_days", "before_days"})
-ALL_OPS = COMPARISON_OPS | TIME_OPS | {"contains", "is_set"}
 
 RFM_SEGMENTS = (
     "champions",
@@ -105,6 +106,41 @@ class Context:
     personas: tuple[PersonaRule, ...] | None = None
     # The customer-id range a whole-base pass evaluates, or None.
     customer_ids: tuple[int, int] | None = None
+    # Leave the clock open in the SQL (see `clock`): the batch query is compiled
+    # once and run at many clocks.
+    open_clock: bool = False
+
+
+@dataclass(frozen=True)
+class ClockAt:
+    """A query parameter standing for "the evaluation's clock plus `offset`"."""
+
+    offset: timedelta
+
+
+class OpenClock(Expression):
+    """The clock plus `offset`, compiled to a `ClockAt` parameter that the caller
+    replaces by a datetime when it runs the query (segments.services.batch_sql)."""
+
+    output_field = DateTimeField()
+
+    def __init__(self, offset: timedelta) -> None:
+        super().__init__()
+        self.offset = offset
+
+    def as_sql(self, compiler, connection):
+        return "%s", [ClockAt(self.offset)]
+
+
+def clock(ctx: Context, offset: timedelta = timedelta(0)) -> datetime | Expression:
+    """The moment `offset` from the context's clock, as rules compare it.
+
+    Every condition that depends on the clock gets it here, so a compile with
+    `open_clock` leaves no moment but the open ones in its SQL.
+    """
+    if ctx.open_clock:
+        return OpenClock(offset)
+    return ctx.now + offset
 
 
 def in_pass(rows: QuerySet, ctx: Context) -> QuerySet:
@@ -128,7 +164,8 @@ class FieldSpec:
     kind: str
     ops: frozenset[str]
     help: str
-    condition: Callable[[Context, str, Any], Q]
+    # None only for `segment`, which the compiler inlines.
+    condition: Callable[[Context, str, Any], Q] | None = None
     value: Callable[[Context], Expression] | None = None
     check_value: Callable[[str, Any], Any] | None = None
     time_candidates: Callable[[Context, str, Any], list[Expression]] | None = None
@@ -167,6 +204,28 @@ def _compared(kind: str, value: Any) -> Any:
             return [item.lower() for item in value]
         return value.lower() if isinstance(value, str) else value
     return value
+
+
+class Money(Func):
+    """A money column as rules compare it.
+
+    PostgreSQL's numeric is exact. SQLite keeps decimals as floats, so a sum such as
+    3 x 59.95 lands a hair above 179.85, and "> 179.85" would hold for a customer
+    who spent exactly that: there the column is rounded to cents first.
+    """
+
+    template = "%(expressions)s"
+    output_field = DecimalField(max_digits=14, decimal_places=2)
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return self.as_sql(
+            compiler,
+            connection,
+            # CAST gives the result the column's numeric affinity, so values bound
+            # as text still compare as numbers.
+            template="CAST(ROUND(%(expressions)s, 2) AS NUMERIC)",
+            **extra_context,
+        )
 
 
 def present(expression: Expression) -> Q:
@@ -210,8 +269,8 @@ def boolean(condition: Q, op: str, value: bool) -> Q:
     return condition if wanted else ~condition
 
 
-def days_ago(ctx: Context, days: int) -> datetime:
-    return ctx.now - timedelta(days=days)
+def days_ago(ctx: Context, days: int) -> datetime | Expression:
+    return clock(ctx, -timedelta(days=days))
 
 
 def shifted(expression: Expression, days: float) -> Expression:
@@ -529,14 +588,15 @@ scalar_field(
 )
 scalar_field(
     "total_spent",
-    lambda ctx: F("stats__total_spent"),
+    lambda ctx: Money(F("stats__total_spent")),
     kind="decimal",
     help="Sum of completed receipts.",
 )
 scalar_field(
     "avg_order_value",
     lambda ctx: Case(
-        When(stats__orders__gt=0, then=F("stats__avg_order_value")), default=None
+        When(stats__orders__gt=0, then=Money(F("stats__avg_order_value"))),
+        default=None,
     ),
     kind="decimal",
     help="Average receipt total; missing for customers who never bought.",
@@ -830,7 +890,11 @@ def _rfm_score(ctx: Context, metric: str) -> Expression:
             for t in thresholds
         ]
     else:
-        column = F("stats__orders" if metric == "frequency" else "stats__total_spent")
+        column = (
+            F("stats__orders")
+            if metric == "frequency"
+            else Money(F("stats__total_spent"))
+        )
         parts = [
             Case(
                 When(Q(GreaterThan(column, Value(Decimal(str(t))))), then=1), default=0
@@ -963,7 +1027,6 @@ register(
         kind="segment",
         ops=frozenset({"in", "not_in"}),
         help="Member of any of the listed segments (slugs).",
-        condition=lambda ctx, op, value: Q(),
         check_value=lambda op, value: _check_slugs(value),
     )
 )

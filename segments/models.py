@@ -104,14 +104,15 @@ class CustomerSegmentState(models.Model):
     `segment_ids` is the customer's current segments: members of a segment are the
     states whose array includes its id (`segment_ids__includes=pk`, GIN-indexed).
 
-    `signature` is the version of the rules it was computed with, then the ids of
-    the active segments the customer matched, then "p<id>" of the assigned persona
-    when personas are active ("v1a2b3c4d,3,7,12,p4"), so a whole-base pass finds
-    the customers whose
-    memberships changed by comparing one string per customer instead of diffing
-    every segment. `next_check_at` is the earliest moment a time-based condition
-    can flip for this customer; the time path re-evaluates customers once it has
-    passed. `evaluated_at` is when an evaluation last changed any of them.
+    `rules_version` fingerprints the segment rules, persona rules and RFM thresholds
+    the row was computed with, and `persona_id` is the persona the persona rules
+    chose (the personas app keeps the assignment and its history; this is the
+    engine's result, so no foreign key points up to that app). A whole-base pass
+    finds the customers to rewrite by comparing these three columns with a fresh
+    evaluation (`segments.db.results_differ_sql`). `next_check_at` is the earliest
+    moment a time-based condition can flip for this customer; the time path
+    re-evaluates customers once it has passed. `evaluated_at` is when an evaluation
+    last changed any of them.
     """
 
     customer = models.OneToOneField(
@@ -120,10 +121,11 @@ class CustomerSegmentState(models.Model):
         primary_key=True,
         related_name="segment_state",
     )
-    signature = models.TextField(default="")
+    rules_version = models.CharField(max_length=8, default="")
     segment_ids = SegmentIdsField(
         help_text=_("The active segments the customer is in now, sorted.")
     )
+    persona_id = models.BigIntegerField(null=True)
     next_check_at = models.DateTimeField(null=True, db_index=True)
     evaluated_at = models.DateTimeField(null=True)
 
@@ -132,7 +134,7 @@ class CustomerSegmentState(models.Model):
         verbose_name_plural = _("customer segment states")
 
     def __str__(self) -> str:
-        return f"{self.customer_id}: {self.signature}"
+        return f"{self.customer_id}: {self.segment_ids}"
 
 
 class DirtyCustomer(models.Model):
@@ -159,11 +161,13 @@ class DirtyCustomer(models.Model):
 
 
 class EvaluationRow(models.Model):
-    """Scratch rows of a whole-base pass: customers whose signature changed."""
+    """Scratch rows of a whole-base pass: the fresh results of customers whose
+    results changed (read by later apps through `segments.selectors.run_results`)."""
 
     run = models.CharField(max_length=32)
     customer_id = models.BigIntegerField()
-    signature = models.TextField()
+    segment_ids = SegmentIdsField()
+    persona_id = models.BigIntegerField(null=True)
     next_check_at = models.DateTimeField(null=True)
 
     class Meta:

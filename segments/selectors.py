@@ -24,7 +24,7 @@ from crm.models import Customer, CustomerCategoryStats
 from .compiler import context_build, rule_condition
 from .db import ids_elements_sql
 from .fields import FIELDS, Context
-from .models import CustomerSegmentState, Segment, SegmentEvent
+from .models import CustomerSegmentState, EvaluationRow, Segment, SegmentEvent
 from .query import format_rule
 
 # An explanation shows the rules of nested segments down to this depth; deeper
@@ -317,3 +317,9 @@ def customer_export_sections(*, customer: Customer) -> dict[str, Any]:
             Segment.objects.filter(pk__in=segment_ids).values_list("slug", flat=True)
         )
     }
+
+
+def run_personas(*, run: str) -> QuerySet[EvaluationRow]:
+    """(customer_id, persona_id) of every customer a whole-base run rewrote: the
+    persona its rules chose, or None. For `run_personas_evaluated` receivers."""
+    return EvaluationRow.objects.filter(run=run).values("customer_id", "persona_id")

@@ -1,7 +1,7 @@
 """Persona assignments, written by the segment engine on each of its paths.
 
-The engine evaluates the persona of every customer it evaluates as the last part
-of its signature (",3,7,p12"); these functions turn those results into
+The segment engine evaluates the persona of every customer it evaluates and hands
+it over through the hooks of `segments.hooks`; these functions turn those results into
 `PersonaAssignment` rows and `PersonaChange` history, for a batch (incremental and
 time paths) or for a whole-base run (set-based SQL over the run's rows).
 """
@@ -9,6 +9,8 @@ time paths) or for a whole-base run (set-based SQL over the run's rows).
 from datetime import datetime
 
 from django.db import connection, transaction
+
+from segments.selectors import run_personas
 
 from ..models import Persona, PersonaAssignment, PersonaChange
 from ..webhooks import persona_changes_emit
@@ -70,20 +72,15 @@ def assignments_refresh(
 
 
 def assignments_apply_run(cursor, *, run: str, now: datetime, cause: str) -> None:
-    """Set-based: give the customers of a whole-base run the persona their fresh
-    signature names, with history rows for each change.
-
-    A signature ends in ",p<id>" exactly when the customer has persona <id>, so
-    `LIKE '%,p' || id` picks it out on PostgreSQL and SQLite alike.
-    """
-    from segments.models import EvaluationRow
-
+    """Set-based: give the customers of a whole-base run the persona the engine
+    chose for them (`segments.selectors.run_personas`), with a history row for each
+    change."""
     t = {
-        "eval": EvaluationRow._meta.db_table,
         "persona": Persona._meta.db_table,
         "assignment": PersonaAssignment._meta.db_table,
         "change": PersonaChange._meta.db_table,
     }
+    run_sql, run_params = run_personas(run=run).query.sql_with_params()
     at = connection.ops.adapt_datetimefield_value(now)
     # Table names come from model _meta; every value is a parameter.
     cursor.execute(
@@ -92,42 +89,40 @@ def assignments_apply_run(cursor, *, run: str, now: datetime, cause: str) -> Non
             (customer_id, from_persona_id, to_persona_id, occurred_at, cause,
              contact_id)
         SELECT e.customer_id, a.persona_id, p.id, %s, %s, NULL
-        FROM {t["eval"]} e
-        LEFT JOIN {t["persona"]} p ON e.signature LIKE '%%,p' || p.id
+        FROM ({run_sql}) e
+        LEFT JOIN {t["persona"]} p ON p.id = e.persona_id
         LEFT JOIN {t["assignment"]} a ON a.customer_id = e.customer_id
-        WHERE e.run = %s AND COALESCE(a.persona_id, 0) <> COALESCE(p.id, 0)
+        WHERE COALESCE(a.persona_id, 0) <> COALESCE(p.id, 0)
         """,  # noqa: S608
-        [at, cause, run],
+        [at, cause, *run_params],
     )
     cursor.execute(
         f"""
         DELETE FROM {t["assignment"]}
-        WHERE customer_id IN (SELECT customer_id FROM {t["eval"]} WHERE run = %s)
-          AND NOT EXISTS (
-            SELECT 1 FROM {t["eval"]} e
-            WHERE e.run = %s AND e.customer_id = {t["assignment"]}.customer_id
-              AND e.signature LIKE '%%,p' || {t["assignment"]}.persona_id
-          )
+        WHERE EXISTS (
+            SELECT 1 FROM ({run_sql}) e
+            WHERE e.customer_id = {t["assignment"]}.customer_id
+              AND e.persona_id IS DISTINCT FROM {t["assignment"]}.persona_id
+        )
         """,  # noqa: S608
-        [run, run],
+        run_params,
     )
     cursor.execute(
         f"""
         INSERT INTO {t["assignment"]} (customer_id, persona_id, assigned_at, contact_id)
         SELECT e.customer_id, p.id, %s, NULL
-        FROM {t["eval"]} e
-        JOIN {t["persona"]} p ON e.signature LIKE '%%,p' || p.id
-        WHERE e.run = %s
+        FROM ({run_sql}) e
+        JOIN {t["persona"]} p ON p.id = e.persona_id
         ON CONFLICT (customer_id) DO NOTHING
         """,  # noqa: S608
-        [at, run],
+        [at, *run_params],
     )
     # Read back only when someone subscribes to persona.changed.
     persona_changes_emit(
         changes=PersonaChange.objects.filter(
             cause=cause,
             occurred_at=now,
-            customer_id__in=EvaluationRow.objects.filter(run=run).values("customer_id"),
+            customer_id__in=run_personas(run=run).values("customer_id"),
         ).order_by("customer_id")
     )
 

@@ -6,16 +6,27 @@ import segments.db
 
 
 def backfill(apps, schema_editor):
-    """Arrays from the signatures (which hold the same ids), built_at from the last
-    whole-base pass."""
-    from segments.db import signature_ids_sql
-
-    state = apps.get_model("segments", "CustomerSegmentState")._meta.db_table
+    """Arrays from the signatures (which hold the same ids, "v1a2b3c4d,3,7,p12"),
+    built_at from the last whole-base pass."""
+    State = apps.get_model("segments", "CustomerSegmentState")
+    state = State._meta.db_table
     segment = apps.get_model("segments", "Segment")._meta.db_table
     vendor = schema_editor.connection.vendor
-    schema_editor.execute(
-        f"UPDATE {state} SET segment_ids = {signature_ids_sql('signature', vendor)}"
-    )
+    if vendor == "postgresql":
+        schema_editor.execute(
+            f"""UPDATE {state} SET segment_ids = COALESCE((
+                SELECT jsonb_agg(part::int ORDER BY n)
+                FROM unnest(string_to_array(signature, ',')) WITH ORDINALITY
+                    AS p (part, n)
+                WHERE part ~ '^[0-9]+$'), '[]'::jsonb)"""
+        )
+    else:
+        # The embedded SQLite default holds one shop: row by row is fine here.
+        for row in State.objects.only("signature"):
+            row.segment_ids = sorted(
+                int(part) for part in row.signature.split(",") if part.isdigit()
+            )
+            row.save(update_fields=["segment_ids"])
     schema_editor.execute(
         f"UPDATE {segment} SET built_at = last_computed_at WHERE is_active"
     )

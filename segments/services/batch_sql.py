@@ -1,104 +1,94 @@
-"""Compiled SQL for evaluating a batch of customers, reused from batch to batch.
+"""The batch query of the incremental and time paths, compiled once, run often.
 
-Building the ORM expression for dozens of segments and compiling it costs about
-0.3 s of Python, several times what PostgreSQL needs to run it for 500 customers.
-The SQL only changes when the active segments, the RFM thresholds or the date change;
-what changes from batch to batch is the clock and the customer ids. So the query is
-compiled twice, with two different clocks and id lists, and the parameters are
-classified by comparing the two compiles:
+Building the ORM expression of every active segment and persona rule and compiling
+it costs far more Python than PostgreSQL needs to run it for a batch, and a drain
+under steady traffic runs it for every few customers. The SQL depends only on the
+rules, the RFM thresholds and the date (ages count whole years); batches differ in
+their customer ids and their clock. So on PostgreSQL the query is compiled once
+with both left open as typed parameters:
 
-- equal in both: a constant;
-- the two id lists: the batch's ids;
-- datetimes that moved exactly as far as the clock did: a time relative to now.
+- `BATCH_IDS`: the batch's customer ids (one `bigint[]`);
+- `segments.fields.ClockAt(offset)`: the batch's clock plus an offset, one for
+  every `segments.fields.clock()` of a compile with `Context.open_clock`.
 
-Anything else (a parameter that depends on the clock in another way) makes the
-query uncacheable, and it is then compiled for every batch as before.
+`BatchQuery.run` fills them in; no other parameter depends on the batch. One query
+is kept, for the key it was compiled for (the caller's fingerprint of the rules and
+the date). On SQLite, the embedded default of a single shop, the ORM compiles the
+query for every batch.
 """
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection
+from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 
 from crm.models import Customer
 
-from ..fields import Context
+from ..fields import ClockAt, Context
 
-_PROBE_IDS = ([-1], [-2])
-_PROBE_STEP = timedelta(seconds=1)
+
+class _BatchIds:
+    """The parameter standing for the batch's customer ids."""
+
+    def __repr__(self) -> str:
+        return "BATCH_IDS"
+
+
+BATCH_IDS = _BatchIds()
 
 
 @dataclass(frozen=True)
 class BatchQuery:
+    """Compiled SQL over "the batch's customers, at the batch's clock"."""
+
     sql: str
-    # For each parameter: ("const", value) | ("ids", None) | ("now", offset)
-    slots: tuple[tuple[str, object], ...]
+    params: tuple[Any, ...]
 
-    def params(self, *, ids: Sequence[int], now: datetime) -> list:
-        values = []
-        for kind, value in self.slots:
-            if kind == "ids":
-                values.append(list(ids))
-            elif kind == "now":
-                values.append(now + value)
-            else:
-                values.append(value)
-        return values
-
-
-_cache: dict[tuple, BatchQuery | None] = {}
+    def run(self, *, ids: Sequence[int], ctx: Context) -> list[tuple]:
+        values = [
+            list(ids)
+            if param is BATCH_IDS
+            else ctx.now + param.offset
+            if isinstance(param, ClockAt)
+            else param
+            for param in self.params
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, values)
+            return cursor.fetchall()
 
 
-def batch_query(
+_kept: dict[tuple, BatchQuery] = {}
+
+
+def batch_rows(
     *,
     key: tuple,
-    build: Callable[[object, Context], object],
-    context_at: Callable[[datetime], Context],
-    now: datetime,
-) -> BatchQuery | None:
-    """The reusable query for `key`, or None when it cannot be reused.
+    build: Callable[[QuerySet, Context], QuerySet],
+    ctx: Context,
+    ids: Sequence[int],
+) -> list[tuple]:
+    """The rows of `build(<the customers ids>, ctx)`, through the query kept for
+    `key` when there is one.
 
-    `build(customers, ctx)` returns the evaluation queryset for a customer queryset;
-    `context_at(moment)` builds the compile context for a clock.
+    `key` must change whenever the SQL `build` compiles would (anything but the ids
+    and the clock), and `build`'s rows must need no conversion from the database's
+    types: the kept query runs on a plain cursor.
     """
     if connection.vendor != "postgresql":
-        return None
-    if key in _cache:
-        return _cache[key]
-    compiled = []
-    for ids, moment in zip(_PROBE_IDS, (now, now + _PROBE_STEP), strict=True):
+        return list(build(Customer.objects.filter(pk__in=ids), ctx))
+    query = _kept.get(key)
+    if query is None:
         customers = Customer.objects.filter(
-            pk__in=RawSQL("SELECT unnest(%s::bigint[])", (ids,))
+            pk__in=RawSQL("SELECT unnest(%s::bigint[])", (BATCH_IDS,))
         )
-        compiled.append(build(customers, context_at(moment)).query.sql_with_params())
-    (sql_a, params_a), (sql_b, params_b) = compiled
-    query = _classify(sql_a, params_a, sql_b, params_b, now)
-    _cache.clear()  # one segment set at a time is in use
-    _cache[key] = query
-    return query
-
-
-def _classify(sql_a, params_a, sql_b, params_b, now) -> BatchQuery | None:
-    if sql_a != sql_b or len(params_a) != len(params_b):
-        return None
-    slots: list[tuple[str, object]] = []
-    for a, b in zip(params_a, params_b, strict=True):
-        if a == _PROBE_IDS[0] and b == _PROBE_IDS[1]:
-            slots.append(("ids", None))
-        elif a == b:
-            slots.append(("const", a))
-        elif (
-            isinstance(a, datetime) and isinstance(b, datetime) and b - a == _PROBE_STEP
-        ):
-            slots.append(("now", a - now))
-        else:
-            return None
-    return BatchQuery(sql=sql_a, slots=tuple(slots))
-
-
-def batch_run(query: BatchQuery, *, ids: Sequence[int], now: datetime) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(query.sql, query.params(ids=ids, now=now))
-        return cursor.fetchall()
+        open_ctx = dataclasses.replace(ctx, open_clock=True)
+        sql, params = build(customers, open_ctx).query.sql_with_params()
+        query = BatchQuery(sql=sql, params=tuple(params))
+        _kept.clear()  # one rule set is live at a time
+        _kept[key] = query
+    return query.run(ids=ids, ctx=ctx)

@@ -1,10 +1,10 @@
 """The segment engine: incremental, time-driven and whole-base membership updates.
 
 All three paths evaluate customers with one expression per segment built by
-`segments.compiler.rule_condition`, combined into a per-customer *signature* (the
-ids of the matching active segments) and the next moment a time-based condition may
-flip. What differs is only which customers are evaluated and how the differences
-are written.
+`segments.compiler.rule_condition`, giving per customer the ids of the matching
+active segments, the persona the persona rules choose and the next moment a
+time-based condition may flip. What differs is only which customers are evaluated
+and how the differences are written.
 """
 
 import hashlib
@@ -14,13 +14,14 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import (
+    BigIntegerField,
     Case,
     DateTimeField,
     F,
-    Func,
     QuerySet,
     Subquery,
     TextField,
@@ -46,12 +47,12 @@ from ..compiler import (
     rule_time_candidates,
 )
 from ..db import (
+    MatchedIds,
     ids_elements_sql,
-    signature_ids,
-    signature_ids_json,
-    signature_ids_sql,
+    ids_include_sql,
+    results_differ_sql,
 )
-from ..fields import Context
+from ..fields import Context, clock
 from ..models import (
     CustomerSegmentState,
     DirtyCustomer,
@@ -61,7 +62,7 @@ from ..models import (
     SegmentSizeSnapshot,
 )
 from ..webhooks import segment_events_emit
-from .batch_sql import batch_query, batch_run
+from .batch_sql import batch_rows
 
 logger = logging.getLogger(__name__)
 
@@ -76,30 +77,26 @@ BATCH_SIZE = 500
 # Evaluation ----------------------------------------------------------------------
 
 
-class StringJoin(Func):
-    """`a || b || c`, flat: Concat nests one level per argument, which overflows
-    SQLite's parser with dozens of segments. The parts are never NULL."""
-
-    arg_joiner = " || "
-    template = "(%(expressions)s)"
-    output_field = TextField()
-
-
 def _active_segments() -> list[Segment]:
     return list(Segment.objects.filter(is_active=True).order_by("pk"))
 
 
-def rules_version(segments: Sequence[Segment], ctx: Context) -> str:
-    """A short fingerprint of everything the signatures were computed with."""
-    fingerprint = json.dumps(
+def rules_fingerprint(segments: Sequence[Segment], ctx: Context) -> str:
+    """Everything the results are computed with: the segment and persona rules
+    (with the slugs nested rules name) and the RFM thresholds."""
+    return json.dumps(
         [
-            [[s.pk, s.rules] for s in segments],
-            [[p.pk, p.rules] for p in ctx.personas or ()],
+            [[s.pk, s.slug, s.rules] for s in segments],
+            [[p.pk, p.slug, p.rules] for p in ctx.personas or ()],
             getattr(ctx.rfm, "pk", None),
         ],
         sort_keys=True,
         default=str,
     )
+
+
+def rules_version(fingerprint: str) -> str:
+    """The short form of a fingerprint stored with each customer's results."""
     return hashlib.blake2s(fingerprint.encode(), digest_size=4).hexdigest()
 
 
@@ -110,26 +107,25 @@ def evaluation_queryset(
     ctx: Context,
     with_next_check: bool = True,
 ) -> QuerySet:
-    """`customers` as (pk, sig, next_check) rows: one pass evaluates every segment.
+    """`customers` as (pk, segment_ids, persona_id, next_check) rows: one pass
+    evaluates every segment and the persona rules.
 
-    The signature starts with the rules' version, so a changed segment, persona or
-    RFM threshold makes every stored signature differ: "v1a2b3c4d,3,7,". With
-    active personas it ends in the customer's persona, as one priority CASE:
-    "v1a2b3c4d,3,7,p12" (persona 12). Without `with_next_check` the costly
-    next-check candidates are left out (NULL): a whole-base pass needs them only
-    for the customers whose signature changed.
+    Without `with_next_check` the costly next-check candidates are left out (NULL):
+    a whole-base pass needs them only for the customers whose results changed.
     """
-    matches = [
-        Case(
-            When(rule_condition(segment.rules, ctx), then=Value(f"{segment.pk},")),
-            default=Value(""),
-            output_field=TextField(),
+    matched = MatchedIds(
+        *(
+            Case(
+                When(rule_condition(segment.rules, ctx), then=Value(f"{segment.pk},")),
+                default=Value(""),
+                output_field=TextField(),
+            )
+            for segment in sorted(segments, key=lambda segment: segment.pk)
         )
-        for segment in segments
-    ]
-    if ctx.personas:
-        matches.append(persona_case(ctx, label=lambda p: f"p{p.pk}", default=""))
-    signature = StringJoin(Value(f"v{rules_version(segments, ctx)},"), *matches)
+    )
+    persona = persona_case(
+        ctx, label=lambda p: p.pk, default=None, output_field=BigIntegerField()
+    )
     candidates = (
         []
         if not with_next_check
@@ -146,9 +142,10 @@ def evaluation_queryset(
             )
         )
     )
+    now = clock(ctx)
     future = [
         Case(
-            When(GreaterThan(candidate, ctx.now), then=candidate),
+            When(GreaterThan(candidate, now), then=candidate),
             default=Value(FAR_FUTURE),
             output_field=DateTimeField(),
         )
@@ -161,15 +158,9 @@ def evaluation_queryset(
         next_check = NullIf(earliest, Value(FAR_FUTURE))
     return (
         customers.order_by()
-        .annotate(sig=signature, next_check=next_check)
-        .values_list("pk", "sig", "next_check")
+        .annotate(segment_ids=matched, persona_id=persona, next_check=next_check)
+        .values_list("pk", "segment_ids", "persona_id", "next_check")
     )
-
-
-def signature_persona(signature: str) -> int | None:
-    """The persona id of a signature, or None."""
-    last = signature.rsplit(",", 1)[-1]
-    return int(last[1:]) if last.startswith("p") else None
 
 
 # Incremental path ------------------------------------------------------------------
@@ -206,12 +197,12 @@ def memberships_refresh(
     )
     segments = _active_segments()
     active = {segment.pk for segment in segments}
-    computed = _batch_evaluate(ids, now, segments)
+    version, computed = _batch_evaluate(ids, now, segments)
 
     entered: list[tuple[int, int]] = []
     exited: list[tuple[int, int]] = []
-    for customer_id, (sig, _next_check) in computed.items():
-        wanted = signature_ids(sig)
+    for customer_id, result in computed.items():
+        wanted = set(result.segment_ids)
         # An inactive segment's id leaves the arrays without history: its members
         # left when it was deactivated.
         have = set(current.get(customer_id) or ())
@@ -247,9 +238,9 @@ def memberships_refresh(
             Segment.objects.filter(pk=segment_id).update(
                 size=F("size") + deltas[segment_id]
             )
-    _states_write(computed, now)
+    _states_write(computed, version=version, now=now)
     hooks.batch_personas_evaluated.send(
-        wanted={pk: signature_persona(sig) for pk, (sig, _n) in computed.items()},
+        wanted={pk: result.persona_id for pk, result in computed.items()},
         now=now,
         cause=cause,
         contacts=contacts,
@@ -257,33 +248,45 @@ def memberships_refresh(
     return len(entered), len(exited)
 
 
-def _states_write(computed: dict[int, tuple], now: datetime) -> None:
-    """Store the batch's signatures and next checks in one statement.
+class Evaluated(NamedTuple):
+    """One customer's fresh results."""
 
-    Rows whose result did not change are left alone: most contacts change nothing,
+    segment_ids: list[int]
+    persona_id: int | None
+    next_check: datetime | None
+
+
+def _states_write(
+    computed: dict[int, Evaluated], *, version: str, now: datetime
+) -> None:
+    """Store the batch's results and next checks in one statement.
+
+    Rows whose results did not change are left alone: most contacts change nothing,
     and rewriting a row also rewrites its entries in the GIN index of the arrays.
     """
     if connection.vendor == "postgresql":
-        # bulk_update builds a CASE per row in Python (0.6 s for 500 rows);
-        # unnest() hands PostgreSQL four arrays instead.
+        # One statement over four arrays instead of bulk_update's CASE per row.
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
                 UPDATE {CustomerSegmentState._meta.db_table} s
-                SET signature = v.signature, next_check_at = v.next_check_at,
-                    segment_ids = v.segment_ids::jsonb, evaluated_at = %s
-                FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::text[])
-                    AS v (customer_id, signature, next_check_at, segment_ids)
+                SET rules_version = %s, segment_ids = v.segment_ids,
+                    persona_id = v.persona_id, next_check_at = v.next_check_at,
+                    evaluated_at = %s
+                FROM unnest(%s::bigint[], %s::jsonb[], %s::bigint[], %s::timestamptz[])
+                    AS v (customer_id, segment_ids, persona_id, next_check_at)
                 WHERE s.customer_id = v.customer_id
-                  AND (s.signature IS DISTINCT FROM v.signature
+                  AND ({results_differ_sql("s", "v", "postgresql")}
                        OR s.next_check_at IS DISTINCT FROM v.next_check_at)
                 """,
                 [
+                    version,
                     now,
                     list(computed),
-                    [sig for sig, _next in computed.values()],
-                    [next_check for _sig, next_check in computed.values()],
-                    [signature_ids_json(sig) for sig, _next in computed.values()],
+                    [json.dumps(r.segment_ids) for r in computed.values()],
+                    [r.persona_id for r in computed.values()],
+                    [r.next_check for r in computed.values()],
+                    version,
                 ],
             )
         return
@@ -291,47 +294,38 @@ def _states_write(computed: dict[int, tuple], now: datetime) -> None:
         [
             CustomerSegmentState(
                 customer_id=pk,
-                signature=sig,
-                segment_ids=sorted(signature_ids(sig)),
-                next_check_at=next_check,
+                rules_version=version,
+                segment_ids=result.segment_ids,
+                persona_id=result.persona_id,
+                next_check_at=result.next_check,
                 evaluated_at=now,
             )
-            for pk, (sig, next_check) in computed.items()
+            for pk, result in computed.items()
         ],
-        ["signature", "segment_ids", "next_check_at", "evaluated_at"],
+        ["rules_version", "segment_ids", "persona_id", "next_check_at", "evaluated_at"],
     )
 
 
 def _batch_evaluate(
     ids: list[int], now: datetime, segments: Sequence[Segment]
-) -> dict[int, tuple]:
-    """Signature and next check of each customer in `ids`, as of `now`."""
+) -> tuple[str, dict[int, Evaluated]]:
+    """The rules version and each customer's results in `ids`, as of `now`."""
     segment_rules = {segment.slug: segment.rules for segment in segments}
     personas = persona_rules_load()
-
-    def context_at(moment: datetime) -> Context:
-        return context_build(now=moment, segment_rules=segment_rules, personas=personas)
-
-    def build(customers: QuerySet, ctx: Context) -> QuerySet:
-        return evaluation_queryset(customers, segments=segments, ctx=ctx)
-
-    ctx = context_at(now)
-    key = (
-        json.dumps(
-            [[s.pk, s.slug, s.rules] for s in segments], sort_keys=True, default=str
+    ctx = context_build(now=now, segment_rules=segment_rules, personas=personas)
+    fingerprint = rules_fingerprint(segments, ctx)
+    rows = batch_rows(
+        key=(fingerprint, ctx.today),
+        build=lambda customers, ctx: evaluation_queryset(
+            customers, segments=segments, ctx=ctx
         ),
-        json.dumps(
-            [[p.pk, p.slug, p.rules] for p in personas], sort_keys=True, default=str
-        ),
-        getattr(ctx.rfm, "pk", None),
-        ctx.today,
+        ctx=ctx,
+        ids=ids,
     )
-    query = batch_query(key=key, build=build, context_at=context_at, now=now)
-    if query is not None:
-        rows = batch_run(query, ids=ids, now=now)
-    else:
-        rows = build(Customer.objects.filter(pk__in=ids), ctx)
-    return {pk: (sig, next_check) for pk, sig, next_check in rows}
+    return rules_version(fingerprint), {
+        pk: Evaluated(json.loads(segment_ids), persona_id, next_check)
+        for pk, segment_ids, persona_id, next_check in rows
+    }
 
 
 def customers_mark_dirty(*, contacts: Sequence[ContactRef]) -> None:
@@ -481,28 +475,37 @@ def _tables() -> dict[str, str]:
     }
 
 
-def _evaluate_into(run: str, customers: QuerySet, *, changed_only: bool, ctx, segments):
+def _evaluate_into(
+    run: str,
+    customers: QuerySet,
+    *,
+    changed_only: bool,
+    ctx: Context,
+    segments: Sequence[Segment],
+    version: str,
+) -> int:
     t = _tables()
     sql, params = evaluation_queryset(
         customers, segments=segments, ctx=ctx, with_next_check=not changed_only
     ).query.sql_with_params()
-    # The version at the head of a signature changes with any rule, so customers
-    # whose signature is unchanged also keep the time-based moments they had.
+    # A changed rule changes the version, so customers whose results are unchanged
+    # also keep the time-based moments they had.
     compare = (
         f"""JOIN {t["state"]} s ON s.customer_id = e.pk
-        WHERE s.signature <> e.sig"""
+        WHERE {results_differ_sql("s", "e", connection.vendor)}"""
         if changed_only
         else ""
     )
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO {t["eval"]} (run, customer_id, signature, next_check_at)
-            SELECT %s, e.pk, e.sig, e.next_check
+            INSERT INTO {t["eval"]}
+                (run, customer_id, segment_ids, persona_id, next_check_at)
+            SELECT %s, e.pk, e.segment_ids, e.persona_id, e.next_check
             FROM ({sql}) e
             {compare}
             """,
-            [run, *params],
+            [run, *params, *([version] if changed_only else [])],
         )
         return cursor.rowcount
 
@@ -510,8 +513,9 @@ def _evaluate_into(run: str, customers: QuerySet, *, changed_only: bool, ctx, se
 def recompute_range(*, first_id: int, last_id: int, now: datetime | None = None) -> int:
     """Set-based recompute of customers first_id..last_id; returns how many changed.
 
-    One pass compares every customer's freshly computed signature with the stored
-    one; only customers whose memberships changed are written.
+    One pass compares every customer's fresh results with the stored ones
+    (`segments.db.results_differ_sql`); only customers whose results changed are
+    written.
     """
     now = now or timezone.now()
     t = _tables()
@@ -525,6 +529,7 @@ def recompute_range(*, first_id: int, last_id: int, now: datetime | None = None)
         personas=persona_rules_load(),
         customer_ids=(first_id, last_id),
     )
+    version = rules_version(rules_fingerprint(segments, ctx))
     detect, final = f"d{uuid.uuid4().hex[:30]}", f"f{uuid.uuid4().hex[:30]}"
     customers = Customer.objects.filter(pk__range=(first_id, last_id))
     with transaction.atomic(), connection.cursor() as cursor:
@@ -532,7 +537,7 @@ def recompute_range(*, first_id: int, last_id: int, now: datetime | None = None)
             cursor.execute("SET LOCAL work_mem = '128MB'")
         cursor.execute(
             f"""
-            INSERT INTO {t["state"]} (customer_id, signature, segment_ids)
+            INSERT INTO {t["state"]} (customer_id, rules_version, segment_ids)
             SELECT c.id, '', '[]' FROM {t["customer"]} c
             WHERE c.id BETWEEN %s AND %s
               AND NOT EXISTS (SELECT 1 FROM {t["state"]} s WHERE s.customer_id = c.id)
@@ -544,11 +549,21 @@ def recompute_range(*, first_id: int, last_id: int, now: datetime | None = None)
             # Every state row of the range was created just now and is invisible to
             # other transactions until commit: nothing to detect, nobody to race.
             changed = _evaluate_into(
-                final, customers, changed_only=False, ctx=ctx, segments=segments
+                final,
+                customers,
+                changed_only=False,
+                ctx=ctx,
+                segments=segments,
+                version=version,
             )
         else:
             changed = _evaluate_into(
-                detect, customers, changed_only=True, ctx=ctx, segments=segments
+                detect,
+                customers,
+                changed_only=True,
+                ctx=ctx,
+                segments=segments,
+                version=version,
             )
             if not changed:
                 return 0
@@ -566,6 +581,7 @@ def recompute_range(*, first_id: int, last_id: int, now: datetime | None = None)
                 changed_only=False,
                 ctx=ctx,
                 segments=segments,
+                version=version,
             )
         if connection.vendor == "postgresql":
             # The scratch table's statistics describe whatever it held when last
@@ -573,7 +589,7 @@ def recompute_range(*, first_id: int, last_id: int, now: datetime | None = None)
             # turn into nested loops over the whole run. Sampling this run's rows
             # (its own, uncommitted) takes a few milliseconds.
             cursor.execute(f"ANALYZE {t['eval']}")
-        _apply(cursor, final, now, tracked=tracked)
+        _apply(cursor, final, now, tracked=tracked, version=version)
         EvaluationRow.objects.filter(run__in=[detect, final]).delete()
     return changed
 
@@ -582,39 +598,39 @@ def _run_ids(run: str) -> Subquery:
     return Subquery(EvaluationRow.objects.filter(run=run).values("customer_id"))
 
 
-def _apply(cursor, run: str, now: datetime, *, tracked: Sequence[int]) -> None:
-    """Write the run's signatures, memberships and the history of `tracked` segments."""
+def _apply(
+    cursor, run: str, now: datetime, *, tracked: Sequence[int], version: str
+) -> None:
+    """Write the run's results and the history of the `tracked` segments."""
     t = _tables()
     at = connection.ops.adapt_datetimefield_value(now)
     cause = SegmentEvent.Cause.RECOMPUTE
     if tracked:
-        # The stored signature still holds the memberships before this pass.
+        # The state rows still hold the memberships before this pass.
+        now_in = ids_include_sql("e.segment_ids", "g.id", connection.vendor)
+        was_in = ids_include_sql("s.segment_ids", "g.id", connection.vendor)
         cursor.execute(
             f"""
             INSERT INTO {t["event"]}
                 (segment_id, customer_id, kind, cause, occurred_at, contact_id)
             SELECT g.id, e.customer_id,
-                CASE WHEN e.signature LIKE '%%,' || g.id || ',%%'
-                    THEN 'entered' ELSE 'exited' END,
-                %s, %s, NULL
+                CASE WHEN {now_in} THEN 'entered' ELSE 'exited' END, %s, %s, NULL
             FROM {t["eval"]} e
             JOIN {t["state"]} s ON s.customer_id = e.customer_id
             JOIN {t["segment"]} g ON g.id IN ({", ".join(["%s"] * len(tracked))})
-            WHERE e.run = %s
-              AND (e.signature LIKE '%%,' || g.id || ',%%')
-                <> (s.signature LIKE '%%,' || g.id || ',%%')
+            WHERE e.run = %s AND {now_in} <> {was_in}
             """,
             [cause, at, *tracked, run],
         )
     cursor.execute(
         f"""
-        UPDATE {t["state"]} SET signature = e.signature,
-            segment_ids = {signature_ids_sql("e.signature", connection.vendor)},
-            next_check_at = e.next_check_at, evaluated_at = %s
+        UPDATE {t["state"]} SET rules_version = %s, segment_ids = e.segment_ids,
+            persona_id = e.persona_id, next_check_at = e.next_check_at,
+            evaluated_at = %s
         FROM {t["eval"]} e
         WHERE e.run = %s AND {t["state"]}.customer_id = e.customer_id
         """,
-        [at, run],
+        [version, at, run],
     )
     hooks.run_personas_evaluated.send(cursor=cursor, run=run, now=now, cause=cause)
     segment_events_emit(

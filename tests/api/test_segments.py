@@ -195,7 +195,7 @@ def test_deleting_a_segment_drops_it_its_history_and_its_members_arrays(marketer
     assert not Segment.objects.filter(slug="old-promo").exists()
     assert not SegmentEvent.objects.filter(segment_id=segment.pk).exists()
     assert not CustomerSegmentState.objects.filter(
-        segment_ids__contains=[segment.pk]
+        segment_ids__includes=segment.pk
     ).exists()
     assert marketer.get(f"{URL}old-promo/").status_code == 404
 

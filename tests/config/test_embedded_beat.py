@@ -21,7 +21,7 @@ from tests.api.test_webhooks import Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
+pytestmark = [pytest.mark.django_db]
 
 
 def procfile(name: str) -> dict[str, str]:

@@ -29,7 +29,6 @@ def sale_with(card, store):
     )
 
 
-@pytest.mark.embedded
 @pytest.mark.parametrize(
     "status", [LoyaltyCard.Status.BLOCKED, LoyaltyCard.Status.LOST]
 )
@@ -85,7 +84,6 @@ def test_the_admin_reports_cards_lost_and_makes_them_usable_again(admin_client, 
     assert LoyaltyCard.objects.get(pk=card.pk).status == LoyaltyCard.Status.ACTIVE
 
 
-@pytest.mark.embedded
 def test_a_replacement_card_takes_over_the_points_and_the_old_one_is_lost(
     card, store, products
 ):

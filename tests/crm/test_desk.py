@@ -305,7 +305,6 @@ def test_refresh_without_javascript_finds_the_customer_and_keeps_the_lines(
 # Recording a sale
 
 
-@pytest.mark.embedded
 def test_sale_by_sku_and_barcode_for_a_scanned_card_earns_points(
     desk, desk_clerk, store, products, customer, card
 ):
@@ -401,7 +400,6 @@ def test_anonymous_sale_is_recorded_without_customer_or_points(desk, products):
     assert receipt.payment_method == "cash"
 
 
-@pytest.mark.embedded
 def test_resubmitted_form_records_one_sale(desk, products, customer, card):
     data = sale_data(identifier=card.number, lines=[("SHOE-1", 1)])
 
@@ -542,7 +540,6 @@ def test_redeeming_without_a_card_is_refused(desk, products):
 # Registering a customer at the till
 
 
-@pytest.mark.embedded
 def test_quick_create_registers_customer_with_card_and_marketing_consent(
     desk, desk_clerk, store, products
 ):
@@ -686,7 +683,6 @@ def test_other_stores_receipt_is_not_found_for_a_clerk(
     assert receipt.status == Receipt.Status.COMPLETED
 
 
-@pytest.mark.embedded
 def test_void_reverses_points_exactly_and_is_logged_without_personal_data(
     desk, desk_clerk, products, customer, card, caplog
 ):

@@ -45,7 +45,7 @@ from segments.services.engine import dirty_drain, recompute_all
 from tests.api.test_webhooks import Receiver
 from tests.segments.factories import SegmentFactory
 
-pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
+pytestmark = [pytest.mark.django_db]
 
 PUBLIC_URL = "https://93.184.216.34/hook"
 

@@ -56,7 +56,6 @@ def row_errors(exc: ValidationError) -> list[tuple[int, str]]:
     return [(error.params["line"], error.code) for error in exc.error_dict["rows"]]
 
 
-@pytest.mark.embedded
 def test_import_records_receipts_with_their_lines_totals_and_stats(
     store, products, customer
 ):
@@ -103,7 +102,6 @@ def test_import_moves_no_stock_and_earns_no_points(store, products, customer):
     assert set(Receipt.objects.values_list("points_earned", flat=True)) == {0}
 
 
-@pytest.mark.embedded
 def test_importing_the_same_file_twice_adds_nothing(store, products, customer):
     receipts_import(source=two_receipts())
     before = table_counts()
@@ -432,7 +430,6 @@ def test_an_empty_email_is_an_anonymous_sale(store, products, customer):
     assert Customer.objects.count() == 1
 
 
-@pytest.mark.embedded
 def test_naive_purchase_times_are_read_in_the_store_time_zone(store, products):
     Store.objects.filter(pk=store.pk).update(time_zone="America/New_York")
     source = csv_file(

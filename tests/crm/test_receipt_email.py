@@ -70,7 +70,6 @@ def parts(message) -> tuple[str, str]:
     return text, html
 
 
-@pytest.mark.embedded
 def test_desk_sale_emails_the_receipt_after_commit(
     smtp_server,
     desk,
@@ -194,7 +193,6 @@ def test_marketing_block_appears_only_with_email_consent(
         assert "Suede loafer" not in part
 
 
-@pytest.mark.embedded
 def test_failed_sending_is_retried_then_shown_as_failed_and_the_sale_stands(
     smtp_server, desk, sale
 ):

@@ -127,7 +127,6 @@ def test_same_seed_gives_the_same_data_and_another_seed_other_data(db):
     assert other != first
 
 
-@pytest.mark.embedded
 def test_small_seed_adds_up_on_any_database(db):
     seed_demo(customers=40, seed=3)
 

@@ -60,7 +60,6 @@ def table_counts() -> tuple[int, ...]:
 # Customers
 
 
-@pytest.mark.embedded
 def test_customer_create_stores_lowercase_email_and_empty_stats():
     customer = customer_create(email=" Joe@Example.COM ", first_name="Joe")
 
@@ -442,7 +441,6 @@ def test_purchase_in_the_future_is_refused(store, products):
 # Three ways to number: on PostgreSQL the receipt is inserted with its number, or
 # (with an idempotency key, as at the desk) numbered in one UPDATE; SQLite numbers
 # in two statements.
-@pytest.mark.embedded
 @pytest.mark.parametrize("keyed", [False, True], ids=["store-numbered", "keyed"])
 def test_receipt_numbers_count_up_per_store_past_seven_digits(store, products, keyed):
     Store.objects.filter(pk=store.pk).update(receipt_sequence=9_999_998)
@@ -463,7 +461,6 @@ def test_receipt_numbers_count_up_per_store_past_seven_digits(store, products, k
     )
 
 
-@pytest.mark.embedded
 def test_a_given_number_in_the_stores_format_moves_its_sequence_on(store, products):
     given = receipt_record(
         store=store,
@@ -755,7 +752,6 @@ def test_factory_card_is_linked_to_its_customer():
     assert card.customer.loyalty_cards.get() == card
 
 
-@pytest.mark.embedded
 def test_rebuild_stats_command_recomputes_every_customer(store, products):
     from io import StringIO
 

@@ -55,7 +55,6 @@ def snapshot(customer_ids):
     return stats, categories
 
 
-@pytest.mark.embedded  # also on SQLite: the upserts are written out by hand
 @settings(
     max_examples=40,
     deadline=None,

@@ -50,8 +50,8 @@ class Command(BaseCommand):
             raise CommandError(f"No segment with slug {segment!r}.")
         started = timezone.now()
         # Memberships that moved are counted from the history the pass writes: a
-        # pass also rewrites customers whose signature changed but whose segments
-        # did not (new RFM thresholds change every signature).
+        # pass also rewrites customers whose rules version changed but whose
+        # segments did not (new RFM thresholds change every version).
         last_event = SegmentEvent.objects.aggregate(last=Max("pk"))["last"] or 0
         # The first pass over a base writes memberships without history.
         first_build = not CustomerSegmentState.objects.exists()
