@@ -200,8 +200,17 @@ def segment_explain(
     compiled rule.
     """
     ctx = ctx or context_build()
+    (tree,) = rules_explain(customer=customer, rules=[(segment.rules, ctx)], ctx=ctx)
+    return tree
+
+
+def rules_explain(
+    *, customer: Customer, rules: list[tuple[dict, Context]], ctx: Context
+) -> list[dict]:
+    """The explanation trees of several rules (each with the context it compiles
+    in) for one customer, from one query."""
     explainer = _Explainer(ctx)
-    tree = explainer.plan(segment.rules, ctx)
+    trees = [explainer.plan(rule, rule_ctx) for rule, rule_ctx in rules]
     row: dict[str, Any] = {}
     if explainer.annotations:
         row = (
@@ -210,7 +219,7 @@ def segment_explain(
             .values(*explainer.annotations)
             .get()
         )
-    return explainer.fill(tree, row)
+    return [explainer.fill(tree, row) for tree in trees]
 
 
 # Members and overlaps --------------------------------------------------------------
