@@ -202,12 +202,9 @@ class Band:
         if self.low == self.high:
             return unit(self.low)
         if self.metric == "recency":
-            return ngettext(
-                "%(low)d-%(high)d day", "%(low)d-%(high)d days", self.high
-            ) % {"low": self.low, "high": self.high}
-        return ngettext(
-            "%(low)d-%(high)d order", "%(low)d-%(high)d orders", self.high
-        ) % {"low": self.low, "high": self.high}
+            # A range spans several values: always the plural.
+            return _("%(low)d-%(high)d days") % {"low": self.low, "high": self.high}
+        return _("%(low)d-%(high)d orders") % {"low": self.low, "high": self.high}
 
 
 def rfm_bands(thresholds: Any, metric: str) -> dict[int, Band]:
