@@ -8,6 +8,7 @@ class PersonasConfig(AppConfig):
         from crm import hooks
         from segments import hooks as segment_hooks
 
+        from .admin.panels import customer_persona_panel
         from .api import customers as api_customers
         from .dashboard import dashboard_personas_panel
         from .demo import demo_personas_ensure
@@ -24,6 +25,8 @@ class PersonasConfig(AppConfig):
 
         hooks.demo_seeded.register(demo_personas_ensure)
         hooks.dashboard_panels.register(dashboard_personas_panel)
+        # The customer's page shows the persona and which rule gave it.
+        hooks.customer_admin_panels.register(customer_persona_panel)
         hooks.customer_data_export_sections.register(customer_export_sections)
         # The customer resource of the API shows the persona and filters by it.
         hooks.customer_api_fields.register(api_customers.customer_api_fields)

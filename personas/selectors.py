@@ -1,6 +1,6 @@
 """Reads for the persona pages: the card, the overview and their warnings."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -11,8 +11,9 @@ from django.utils.translation import gettext as _
 
 from crm.dashboard import money_rounded
 from crm.models import Customer, Receipt, ReceiptLine, SalesChannel
-from segments.compiler import segment_references
+from segments.compiler import PERSONA_MARK, context_build, segment_references
 from segments.fields import PersonaRule
+from segments.selectors import rules_explain
 
 from .models import Persona, PersonaAssignment, PersonaFigures
 from .services.figures import (
@@ -484,3 +485,74 @@ def persona_segment_references(*, slug: str) -> list[str]:
         for persona in Persona.objects.only("slug", "rules")
         if slug in segment_references(persona.rules)
     ]
+
+
+@dataclass
+class PersonaReason:
+    """One active persona's rule, explained for one customer."""
+
+    persona: Persona
+    tree: dict
+
+    @property
+    def matches(self) -> bool:
+        return self.tree["result"]
+
+
+@dataclass
+class CustomerPersona:
+    """Which persona a customer has and why, for the customer's page.
+
+    `chosen` is the persona the rules give now: the first matching one in
+    assignment order (largest priority, then the older). `passed_over` are the
+    personas tried before it, which the customer does not match; `also_matching`
+    those after it that match too but rank lower. `stored` is the assignment the
+    engine wrote, which lags the rules until its next pass.
+    """
+
+    chosen: PersonaReason | None
+    passed_over: list[PersonaReason]
+    also_matching: list[PersonaReason]
+    stored: Persona | None
+
+    @property
+    def stale(self) -> bool:
+        chosen = self.chosen.persona.pk if self.chosen else None
+        return chosen != (self.stored.pk if self.stored else None)
+
+
+def customer_persona_explain(*, customer: Customer) -> CustomerPersona:
+    """The customer's persona and why, from every active persona's rule at once.
+
+    Queries: the active personas, the segments' rules (and the stored RFM
+    thresholds when a rule scores RFM), one for every rule's conditions, and the
+    stored assignment; however many personas there are.
+    """
+    personas = list(
+        Persona.objects.filter(status=Persona.Status.ACTIVE).order_by("-priority", "pk")
+    )
+    rules = tuple(PersonaRule(pk=p.pk, slug=p.slug, rules=p.rules) for p in personas)
+    ctx = context_build(personas=rules)
+    # Persona rules compile with the persona mark on the stack, as the engine does.
+    inner = replace(ctx, stack=(*ctx.stack, PERSONA_MARK))
+    trees = rules_explain(
+        customer=customer, rules=[(p.rules, inner) for p in personas], ctx=ctx
+    )
+    reasons = [
+        PersonaReason(persona, tree)
+        for persona, tree in zip(personas, trees, strict=True)
+    ]
+    first = next((i for i, reason in enumerate(reasons) if reason.matches), None)
+    assignment = (
+        PersonaAssignment.objects.filter(customer=customer)
+        .select_related("persona")
+        .first()
+    )
+    return CustomerPersona(
+        chosen=reasons[first] if first is not None else None,
+        passed_over=reasons[:first] if first is not None else reasons,
+        also_matching=(
+            [r for r in reasons[first + 1 :] if r.matches] if first is not None else []
+        ),
+        stored=assignment.persona if assignment else None,
+    )

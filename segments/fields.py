@@ -876,7 +876,7 @@ for _channel in ("email", "sms"):
 # RFM ---------------------------------------------------------------------------------
 
 
-def _rfm_score(ctx: Context, metric: str) -> Expression:
+def rfm_score(ctx: Context, metric: str) -> Expression:
     """1 + the number of thresholds passed; NULL for customers who never bought."""
     thresholds = getattr(ctx.rfm, metric, None) or []
     if metric == "recency":
@@ -917,7 +917,7 @@ def _rfm_recency_candidates(ctx: Context, op: str, value: Any) -> list[Expressio
 for _metric in ("recency", "frequency", "monetary"):
     scalar_field(
         f"rfm_{_metric}",
-        lambda ctx, _m=_metric: _rfm_score(ctx, _m),
+        lambda ctx, _m=_metric: rfm_score(ctx, _m),
         kind="int",
         help=f"RFM {_metric} score 1-5 (quintiles); missing without purchases.",
         time_candidates=_rfm_recency_candidates if _metric == "recency" else None,
@@ -945,7 +945,7 @@ def rfm_segment_of(r: int, f: int, m: int) -> str:
 
 def _rfm_segment(ctx: Context) -> Expression:
     r, f, m = (
-        _rfm_score(ctx, metric) for metric in ("recency", "frequency", "monetary")
+        rfm_score(ctx, metric) for metric in ("recency", "frequency", "monetary")
     )
     # The same ordered rules as rfm_segment_of(), as one CASE.
     rules = [

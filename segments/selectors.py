@@ -23,7 +23,8 @@ from crm.models import Customer, CustomerCategoryStats
 
 from .compiler import context_build, rule_condition
 from .db import ids_elements_sql
-from .fields import FIELDS, Context
+from .explanations import leaf_facts, leaf_says
+from .fields import FIELDS, Context, rfm_score
 from .models import CustomerSegmentState, EvaluationRow, Segment, SegmentEvent
 from .query import format_rule
 
@@ -64,6 +65,18 @@ def _raw_value(ctx: Context, leaf: dict) -> Expression | None:
     return spec.value(ctx) if spec is not None and spec.value is not None else None
 
 
+def _fact(ctx: Context, name: str) -> Expression:
+    """One of the customer's values a sentence needs (explanations.RFM_FACTS)."""
+    match name:
+        case "last_purchase_at":
+            return F("stats__last_purchase_at")
+        case "orders":
+            return F("stats__orders")
+        case "total_spent":
+            return F("stats__total_spent")
+    return rfm_score(ctx, name)
+
+
 def _shown_value(ctx: Context, leaf: dict, raw: Any) -> Any:
     if raw is None:
         return None
@@ -82,11 +95,19 @@ class _Explainer:
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self.annotations: dict[str, Expression] = {}
+        # Facts are the same whatever leaf asks for them: annotated once.
+        self.facts: dict[str, str] = {}
 
     def _annotate(self, expression: Expression) -> str:
         name = f"explain_{len(self.annotations)}"
         self.annotations[name] = expression
         return name
+
+    def _facts(self, field: str) -> dict[str, str]:
+        for name in leaf_facts(field):
+            if name not in self.facts:
+                self.facts[name] = self._annotate(_fact(self.ctx, name))
+        return {name: self.facts[name] for name in leaf_facts(field)}
 
     def _truth(self, rule: dict, ctx: Context) -> str:
         return self._annotate(
@@ -124,6 +145,7 @@ class _Explainer:
         if raw is not None:
             node["_value"] = self._annotate(raw)
         node["_leaf"] = rule
+        node["_facts"] = self._facts(rule["field"])
         return node
 
     def _nested(self, slug: str, ctx: Context, depth: int) -> dict:
@@ -155,12 +177,14 @@ class _Explainer:
             node["result"] = not children[0]["result"]
         value = node.pop("_value", None)
         leaf = node.pop("_leaf", None)
+        facts = {name: row[key] for name, key in node.pop("_facts", {}).items()}
         if node["kind"] == "leaf":
             # has_value tells "the customer has no value" from "no value to show".
             node["has_value"] = value is not None
-            node["actual"] = (
-                _shown_value(self.ctx, leaf, row[value]) if value is not None else None
-            )
+            raw = row[value] if value is not None else None
+            node["actual"] = _shown_value(self.ctx, leaf, raw)
+            # In words, with dates as days ago and money with its currency.
+            node["says"] = leaf_says(leaf, raw, facts, self.ctx)
         elif node["kind"] == "segment" and "field" in node:
             node["actual"] = [child["slug"] for child in children if child["result"]]
         return node
@@ -176,8 +200,17 @@ def segment_explain(
     compiled rule.
     """
     ctx = ctx or context_build()
+    (tree,) = rules_explain(customer=customer, rules=[(segment.rules, ctx)], ctx=ctx)
+    return tree
+
+
+def rules_explain(
+    *, customer: Customer, rules: list[tuple[dict, Context]], ctx: Context
+) -> list[dict]:
+    """The explanation trees of several rules (each with the context it compiles
+    in) for one customer, from one query."""
     explainer = _Explainer(ctx)
-    tree = explainer.plan(segment.rules, ctx)
+    trees = [explainer.plan(rule, rule_ctx) for rule, rule_ctx in rules]
     row: dict[str, Any] = {}
     if explainer.annotations:
         row = (
@@ -186,7 +219,7 @@ def segment_explain(
             .values(*explainer.annotations)
             .get()
         )
-    return explainer.fill(tree, row)
+    return [explainer.fill(tree, row) for tree in trees]
 
 
 # Members and overlaps --------------------------------------------------------------

@@ -1,0 +1,40 @@
+"""The persona panel of the customer's page: the persona and why, for marketers."""
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import reverse
+
+from crm.roles import MARKETERS, roles_sync
+from personas.models import Persona
+from personas.services import persona_create
+from tests.crm.factories import CustomerFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def marketer(client):
+    roles_sync()
+    user = UserFactory(username="marketer", is_staff=True)
+    user.groups.add(Group.objects.get(name=MARKETERS))
+    client.force_login(user)
+    return client
+
+
+def test_marketer_sees_the_persona_and_the_rule_that_gave_it(marketer):
+    persona_create(
+        name="Bram", query='city = "delft"', status=Persona.Status.ACTIVE, priority=5
+    )
+    persona_create(
+        name="Joe", query='city = "utrecht"', status=Persona.Status.ACTIVE, priority=1
+    )
+    customer = CustomerFactory(city="Utrecht")
+
+    response = marketer.get(reverse("admin:crm_customer_change", args=[customer.pk]))
+
+    content = response.content.decode()
+    assert 'id="customer-persona-group"' in content
+    chosen = content.split('class="persona-chosen"')[1].split("</p>")[0]
+    assert "Joe" in chosen
+    assert "none of the rules of the" in content or "ranked above it" in content
+    assert "city = &quot;utrecht&quot;" in content
