@@ -6,7 +6,8 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
@@ -249,3 +250,28 @@ def test_rfm_thresholds_page_shows_a_table_with_units(marketer_client):
     ):
         assert text in table
     assert "[8.0, 21.0" not in table
+
+
+def test_the_explain_page_costs_the_same_queries_for_two_conditions_or_six(
+    marketer_client,
+):
+
+    customer = CustomerFactory()
+    leaves = [
+        {"field": "last_purchase", "op": "within_days", "value": 30},
+        {"field": "total_spent", "op": "gt", "value": 500},
+        {"field": "orders", "op": "gte", "value": 2},
+        {"field": "city", "op": "eq", "value": "Delft"},
+        {"field": "rfm_recency", "op": "gte", "value": 3},
+        {"field": "days_since_last_purchase", "op": "lt", "value": 10},
+    ]
+    counts = []
+    for size in (2, 6):
+        segment = SegmentFactory(rules={"all": leaves[:size]})
+        url = reverse("admin:segments_segment_explain", args=[segment.pk, customer.pk])
+        marketer_client.get(url)
+        with CaptureQueriesContext(connection) as queries:
+            assert marketer_client.get(url).status_code == 200
+        counts.append(len(queries))
+
+    assert counts[0] == counts[1]
