@@ -45,23 +45,23 @@ def core_charts(figures: CoreFigures) -> list[dict[str, Any]]:
             ],
             horizontal=True,
         ),
+        # One bar per period with the period as its label: two bars of one series
+        # fill the chart, where two series of one bar each would share one slot.
         chart_spec(
             "dashboard-revenue-chart",
             kind="bar",
             title=_("Revenue, last %(days)s days against the %(days)s before")
             % {"days": REVENUE_DAYS},
-            labels=[_("Revenue")],
+            labels=[
+                _("Previous %(days)s days") % {"days": REVENUE_DAYS},
+                _("Last %(days)s days") % {"days": REVENUE_DAYS},
+            ],
             datasets=[
                 dataset(
-                    _("Previous %(days)s days") % {"days": REVENUE_DAYS},
-                    [figures.revenue_previous],
-                    colour=PERIOD_COLOURS["previous"],
-                ),
-                dataset(
-                    _("Last %(days)s days") % {"days": REVENUE_DAYS},
-                    [figures.revenue_current],
-                    colour=PERIOD_COLOURS["current"],
-                ),
+                    _("Revenue"),
+                    [figures.revenue_previous, figures.revenue_current],
+                    colour=[PERIOD_COLOURS["previous"], PERIOD_COLOURS["current"]],
+                )
             ],
             unit=settings.LOYALIST_CURRENCY,
             horizontal=True,

@@ -9,9 +9,12 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.safestring import SafeString
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from crm.charts import chart_spec, colour_for_id, dataset
 from crm.models import Customer
 
 from ..dashboard import RfmFrequencyFilter, RfmRecencyFilter
@@ -19,9 +22,6 @@ from ..models import Segment, SegmentSizeSnapshot
 from ..selectors import customer_segment_list
 
 CHART_DAYS = 365
-CHART_WIDTH = 600
-CHART_HEIGHT = 120
-CHART_PADDING = 6
 
 
 def segment_min_size() -> int:
@@ -29,39 +29,57 @@ def segment_min_size() -> int:
     return getattr(settings, "LOYALIST_SEGMENT_MIN_SIZE", 50)
 
 
-def size_chart(snapshots: Sequence[SegmentSizeSnapshot]) -> dict[str, Any] | None:
-    """Coordinates of a polyline of daily sizes, for an inline SVG."""
+def size_chart(
+    segment: Segment, snapshots: Sequence[SegmentSizeSnapshot]
+) -> dict[str, Any] | None:
+    """The segment's daily sizes: a line chart (crm.charts) and its table of figures.
+
+    The chart has one label per calendar day from the first snapshot to the last, so
+    a day without a snapshot is a gap in the line rather than a squeezed axis. With a
+    single day there is nothing to draw a line through: `spec` is None and `note`
+    says when the history starts.
+    """
     if not snapshots:
         return None
     first, last = snapshots[0].date, snapshots[-1].date
-    span = max((last - first).days, 1)
-    top = max(snapshot.size for snapshot in snapshots) or 1
-    inner_width = CHART_WIDTH - 2 * CHART_PADDING
-    inner_height = CHART_HEIGHT - 2 * CHART_PADDING
-    points = [
-        (
-            CHART_PADDING + (snapshot.date - first).days / span * inner_width,
-            CHART_HEIGHT - CHART_PADDING - snapshot.size / top * inner_height,
+    sizes = {snapshot.date: snapshot.size for snapshot in snapshots}
+    days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+    first_text, last_text = date_format(first, "j M Y"), date_format(last, "j M Y")
+    note = ""
+    spec = None
+    if len(days) == 1:
+        note = _("History starts on %(date)s, when the segment was first built.") % {
+            "date": first_text
+        }
+    else:
+        line = dataset(
+            _("Members"),
+            [sizes.get(day) for day in days],
+            colour=colour_for_id(segment.pk),
         )
-        for snapshot in snapshots
-    ]
+        spec = chart_spec(
+            "segment-size-chart",
+            kind="line",
+            title=_("Members per day, %(first)s to %(last)s")
+            % {"first": first_text, "last": last_text},
+            labels=[date_format(day, "j M") for day in days],
+            datasets=[line],
+        )
     return {
-        "width": CHART_WIDTH,
-        "height": CHART_HEIGHT,
-        "points": " ".join(f"{x:.1f},{y:.1f}" for x, y in points),
-        "last_x": f"{points[-1][0]:.1f}",
-        "last_y": f"{points[-1][1]:.1f}",
+        "spec": spec,
+        "note": note,
+        "rows": [(snapshot.date, snapshot.size) for snapshot in reversed(snapshots)],
         "first_date": first,
         "last_date": last,
-        "max_size": top,
+        "max_size": max(sizes.values()),
         "latest_size": snapshots[-1].size,
-        "days": len(snapshots),
     }
 
 
 def segment_size_chart(segment: Segment) -> dict[str, Any] | None:
     since = timezone.localdate() - timedelta(days=CHART_DAYS)
-    return size_chart(list(segment.size_snapshots.filter(date__gte=since)))
+    snapshots = segment.size_snapshots.filter(date__gte=since).order_by("date")
+    return size_chart(segment, list(snapshots))
 
 
 def customer_segments_panel(
@@ -95,7 +113,7 @@ def customer_segments_html(customer: Customer) -> SafeString:
 class SegmentFilter(admin.SimpleListFilter):
     """Members of an active segment; the segment page links here."""
 
-    title = _("segment")
+    title = gettext_lazy("segment")
     parameter_name = "segment"
 
     def lookups(self, request, model_admin):

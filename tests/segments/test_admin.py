@@ -170,7 +170,7 @@ def test_change_page_shows_members_history_chart_and_warnings(
     assert ">\ntrue</textarea>" in content  # the rule, written as a query
     assert "under the minimum of 50" in content
     assert "overlaps “Twin” almost entirely (100%" in content
-    assert "<polyline" in content
+    assert 'id="segment-size-chart"' in content
     for customer in customers:
         assert url("explain", segment.pk, customer.pk) in content
     assert "Entries and exits" in content
