@@ -9,7 +9,7 @@ through `crm.hooks.dashboard_panels` and cache theirs with `figures_cached`.
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -55,12 +55,20 @@ def figures_cached(name: str, compute: Callable[[datetime], T]) -> Cached:
     return cached
 
 
+def whole_units(amount: Decimal) -> Decimal:
+    """An amount rounded to whole currency units, halves away from zero (charts
+    use it too, so a bar and the table next to it agree)."""
+    return Decimal(amount).quantize(Decimal("1"), rounding=ROUND_HALF_UP)
+
+
 def money_rounded(amount: Decimal | None) -> str:
     """An amount in whole currency units with its currency code."""
     if amount is None:
         return "-"
-    text = number_format(abs(amount), 0, force_grouping=True)
-    sign = MINUS if amount < 0 and text.strip("0,. ") else ""
+    rounded = whole_units(amount)
+    # number_format cuts decimals off instead of rounding: round first.
+    text = number_format(abs(rounded), 0, force_grouping=True)
+    sign = MINUS if rounded < 0 else ""
     return f"{sign}{settings.LOYALIST_CURRENCY} {text}"
 
 

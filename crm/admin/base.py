@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django import forms
@@ -28,7 +28,9 @@ def money(amount: Decimal | None, currency: str | None = None) -> str:
     """An amount with its currency code, grouped the way the active language does."""
     if amount is None:
         return "-"
-    formatted = number_format(amount, decimal_pos=2, force_grouping=True)
+    # number_format cuts decimals off instead of rounding: round to cents first.
+    cents = Decimal(amount).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    formatted = number_format(cents, decimal_pos=2, force_grouping=True)
     return f"{currency or settings.LOYALIST_CURRENCY} {formatted}"
 
 

@@ -7,22 +7,21 @@ next to it never disagree.
 """
 
 from collections.abc import Sequence
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.utils.translation import gettext as _
 
 from crm.charts import CATEGORICAL, channel_colour, chart_spec, colour_for_id, dataset
+from crm.dashboard import whole_units
 
 from ..selectors import CHANNELS, Overview, PersonaFacts, age_bands, channel_label
 
 
 def money_value(amount: Decimal | None) -> Decimal | None:
-    """An amount as `money_rounded` shows it: whole units, cut toward zero."""
-    if amount is None:
-        return None
-    return amount.quantize(Decimal("1"), rounding=ROUND_DOWN)
+    """An amount as `money_rounded` shows it: whole units."""
+    return None if amount is None else whole_units(amount)
 
 
 def _label(facts: PersonaFacts) -> str:

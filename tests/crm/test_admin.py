@@ -218,8 +218,10 @@ CUSTOMER_CHANGELIST_QUERIES = 6
 RECEIPT_CHANGELIST_QUERIES = 7
 # ... the customer with its statistics, tags (the form's value and the widget's
 # choices), the home store's widget choice, current consents, consent ledger,
-# cards, categories bought, recent contacts.
-CUSTOMER_CHANGE_PAGE_QUERIES = 13  # 11 for the CRM panels, 2 for segments
+# cards, categories bought, recent contacts; the segments panel (2); the persona
+# panel (4: active personas, the segments' rules, every persona rule's conditions in
+# one query, the stored assignment), however many personas there are.
+CUSTOMER_CHANGE_PAGE_QUERIES = 17
 # ... the receipt with store, clerk, customer and card, its lines, its points.
 RECEIPT_CHANGE_PAGE_QUERIES = 5
 

@@ -187,10 +187,22 @@ def test_core_figures_take_four_queries(db, django_assert_num_queries):
 def test_revenue_change_is_signed_and_has_its_currency(settings):
     settings.LOYALIST_CURRENCY = "EUR"
 
-    assert money_rounded(Decimal("2368272.50")) == "EUR 2,368,272"
+    assert money_rounded(Decimal("2368272.50")) == "EUR 2,368,273"
+    assert money_rounded(Decimal("-0.49")) == "EUR 0"
     assert change_text(12.34) == "+12.3 %"
     assert change_text(-3.0) == "\u22123.0 %"
     assert change_text(None) == "-"
+
+
+@given(cents=st.integers(min_value=-10**11, max_value=10**11))
+def test_money_rounded_rounds_halves_away_from_zero_like_an_oracle(cents):
+    amount = Decimal(cents) / 100
+    # Oracle: whole units by integer arithmetic, halves away from zero.
+    whole, rest = divmod(abs(cents), 100)
+    whole += rest >= 50
+    sign = "\u2212" if cents < 0 and whole else ""
+
+    assert money_rounded(amount) == f"{sign}EUR {whole:,}"
 
 
 def signed_in(client, user):

@@ -1,7 +1,7 @@
 """How persona figures are presented: ROI per customer and as a ratio, plurals,
 chart specs, drafts' figures before accepting."""
 
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from django.test import override_settings
@@ -128,7 +128,7 @@ def test_overview_charts_colour_personas_by_id_and_agree_with_the_table(compared
     ]
     rows = [*overview.facts, overview.no_persona]
     for value, facts in zip(revenue["datasets"][0]["data"], rows, strict=True):
-        whole = facts.revenue.quantize(Decimal("1"), rounding=ROUND_DOWN)
+        whole = facts.revenue.quantize(Decimal("1"), rounding=ROUND_HALF_UP)
         assert value == float(whole)
         assert money_rounded(facts.revenue) == f"EUR {whole:,}"
     channels = charts["persona-chart-channels"]
