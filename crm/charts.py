@@ -74,12 +74,14 @@ def chart_spec(
     unit: str = "",
     horizontal: bool = False,
     stacked: bool = False,
+    value_max: float | None = None,
     note: str = "",
 ) -> dict[str, Any]:
     """A chart as data: `kind` is a Chart.js type ("bar", "line", "doughnut").
 
     `unit` is appended to values in tooltips and on the value axis ("EUR", "%"); `note`
     is a sentence shown under the chart (for example "History starts on 6 Dec 2026").
+    `value_max` fixes the end of the value axis (100 for shares that add up to 100 %).
     """
     if kind not in {"bar", "line", "doughnut"}:
         raise ValueError(f"Unknown chart kind {kind!r}: use bar, line or doughnut.")
@@ -92,5 +94,6 @@ def chart_spec(
         "unit": unit,
         "horizontal": horizontal,
         "stacked": stacked,
+        "value_max": value_max,
         "note": note,
     }

@@ -73,6 +73,7 @@ def channel_mix_chart(
         unit="%",
         horizontal=True,
         stacked=True,
+        value_max=100,
     )
 
 
@@ -101,6 +102,7 @@ def age_chart(
         unit="%",
         horizontal=True,
         stacked=True,
+        value_max=100,
     )
 
 

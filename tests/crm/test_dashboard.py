@@ -194,7 +194,7 @@ def test_revenue_change_is_signed_and_has_its_currency(settings):
     assert change_text(None) == "-"
 
 
-@given(cents=st.integers(min_value=-10**11, max_value=10**11))
+@given(cents=st.integers(min_value=-(10**11), max_value=10**11))
 def test_money_rounded_rounds_halves_away_from_zero_like_an_oracle(cents):
     amount = Decimal(cents) / 100
     # Oracle: whole units by integer arithmetic, halves away from zero.

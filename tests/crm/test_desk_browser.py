@@ -103,6 +103,12 @@ def test_clerk_records_a_sale_for_a_scanned_card_and_the_receipt_is_emailed(
     assert "last visit" in panel.inner_text().lower()
     points_help = page.locator("[data-points-help]").inner_text()
     assert "Balance: 250 points." in points_help
+    # The taller payment panel beside them opens no gap between customer and lines.
+    gap = page.evaluate(
+        "() => document.querySelector('.sale-lines').getBoundingClientRect().top"
+        " - document.querySelector('.sale-customer').getBoundingClientRect().bottom"
+    )
+    assert gap <= 24
 
     # Line 1 is typed, with a quantity of 2; line 2 is a scanned barcode.
     first_code = page.get_by_label("SKU or barcode, line 1")

@@ -133,6 +133,8 @@ def test_overview_charts_colour_personas_by_id_and_agree_with_the_table(compared
         assert money_rounded(facts.revenue) == f"EUR {whole:,}"
     channels = charts["persona-chart-channels"]
     assert channels["stacked"] is True
+    # Shares add up to 100 %: the axis ends there.
+    assert channels["value_max"] == 100
     assert [d["backgroundColor"] for d in channels["datasets"]] == [
         channel_colour(c) for c in ("store", "online", "phone")
     ]

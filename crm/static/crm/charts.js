@@ -112,7 +112,8 @@
       scales[valueAxis] = {
         beginAtZero: true,
         stacked: spec.stacked,
-        grace: "5%",
+        max: spec.value_max == null ? undefined : spec.value_max,
+        grace: spec.value_max == null ? "5%" : 0,
         title: { display: Boolean(unitInTitle), text: spec.unit },
         ticks: {
           maxTicksLimit: spec.horizontal ? 5 : 6,
