@@ -8,7 +8,12 @@ from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import generics, serializers
 from rest_framework.response import Response
 
@@ -93,7 +98,29 @@ class CustomerExplainView(ApiViewSetMixin, generics.GenericAPIView):
                 "segment", OpenApiTypes.STR, required=True, description="Segment slug."
             )
         ],
-        responses={200: OpenApiTypes.OBJECT, **ERROR_RESPONSES},
+        responses={
+            200: inline_serializer(
+                "SegmentExplanation",
+                fields={
+                    "customer": serializers.IntegerField(),
+                    "segment": serializers.SlugField(),
+                    "member": serializers.BooleanField(
+                        help_text="Whether the stored membership says so."
+                    ),
+                    "explanation": serializers.JSONField(
+                        help_text=(
+                            "The rule as a tree. Every node has `kind` (all, any, "
+                            "not, segment or leaf), `result` (whether it holds for "
+                            "the customer now) and `children`; a leaf also has "
+                            "`text` (the condition as typed) and `says` (the "
+                            "customer against it in words: days ago, amounts with "
+                            "the currency, R, F and M scores with what each means)."
+                        )
+                    ),
+                },
+            ),
+            **ERROR_RESPONSES,
+        },
     )
     def get(self, request, pk=None):
         customer = self.get_object()

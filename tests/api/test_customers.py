@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from crm.models import Channel, Consent, Customer
 from crm.services import consent_record, contact_record
@@ -209,8 +210,21 @@ def test_explain_returns_json_ready_tree(reader, customer):
     body = response.json()
     assert body["member"] is False
     assert body["explanation"]["result"] is False
+    assert "EUR 100.00" in body["explanation"]["says"]
     assert reader.get(f"{URL}{customer.pk}/explain/").status_code == 400
     assert (
         reader.get(f"{URL}{customer.pk}/explain/", {"segment": "nope"}).status_code
         == 404
     )
+
+
+def test_the_schema_documents_the_explanation_in_words(db):
+    schema = (
+        APIClient()
+        .get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+        .json()
+    )
+
+    shape = schema["components"]["schemas"]["SegmentExplanation"]["properties"]
+    assert set(shape) == {"customer", "segment", "member", "explanation"}
+    assert "`says`" in shape["explanation"]["description"]
