@@ -20,12 +20,11 @@ from .dashboard import (
     ACTIVE_WINDOWS,
     REVENUE_DAYS,
     CoreFigures,
-    change_text,
     core_figures,
     dashboard_cache_seconds,
     figures_cached,
-    money_rounded,
 )
+from .formats import change_text, money_rounded
 
 
 def core_charts(figures: CoreFigures) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ through `crm.hooks.dashboard_panels` and cache theirs with `figures_cached`.
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -17,7 +17,6 @@ from django.core.cache import cache
 from django.db.models import Count, F, Q, Sum, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
-from django.utils.formats import number_format
 
 from .models import Channel, Consent, Customer, CustomerStats, Receipt
 from .querysets import CONSENT_NEWEST_FIRST, channel_address
@@ -26,7 +25,6 @@ T = TypeVar("T")
 
 ACTIVE_WINDOWS = (30, 90)
 REVENUE_DAYS = 30
-MINUS = "\u2212"
 
 
 def dashboard_cache_seconds() -> int:
@@ -53,33 +51,6 @@ def figures_cached(name: str, compute: Callable[[datetime], T]) -> Cached:
         cached = Cached(figures=compute(now), computed_at=now)
         cache.set(key, cached, dashboard_cache_seconds())
     return cached
-
-
-def whole_units(amount: Decimal) -> Decimal:
-    """An amount rounded to whole currency units, halves away from zero (charts
-    use it too, so a bar and the table next to it agree)."""
-    return Decimal(amount).quantize(Decimal("1"), rounding=ROUND_HALF_UP)
-
-
-def money_rounded(amount: Decimal | None) -> str:
-    """An amount in whole currency units with its currency code."""
-    if amount is None:
-        return "-"
-    rounded = whole_units(amount)
-    # number_format cuts decimals off instead of rounding: round first.
-    text = number_format(abs(rounded), 0, force_grouping=True)
-    sign = MINUS if rounded < 0 else ""
-    return f"{sign}{settings.LOYALIST_CURRENCY} {text}"
-
-
-def change_text(change: float | None) -> str:
-    """A signed percentage (a plus or a minus sign), or "-" without a base."""
-    if change is None:
-        return "-"
-    text = number_format(abs(change), 1)
-    if text.strip("0,. ") == "":
-        return f"{text} %"
-    return f"{'+' if change > 0 else MINUS}{text} %"
 
 
 def percentage_change(current: Decimal | int, previous: Decimal | int) -> float | None:

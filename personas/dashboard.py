@@ -17,7 +17,8 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from crm.charts import chart_spec, colour_for_id, dataset
-from crm.dashboard import REVENUE_DAYS, figures_cached, money_rounded
+from crm.dashboard import REVENUE_DAYS, figures_cached
+from crm.formats import money_rounded
 from crm.models import Customer, Receipt
 
 from .models import Persona

@@ -9,7 +9,7 @@ from django.db.models import Avg, Count, DecimalField, F, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm.dashboard import money_rounded
+from crm.formats import money_rounded
 from crm.models import Customer, Receipt, ReceiptLine, SalesChannel
 from segments.compiler import PERSONA_MARK, context_build, segment_references
 from segments.fields import PersonaRule

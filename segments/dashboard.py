@@ -21,7 +21,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from crm.charts import chart_spec, colour_for_id, dataset
-from crm.dashboard import change_text, figures_cached, money_rounded, percentage_change
+from crm.dashboard import figures_cached, percentage_change
+from crm.formats import change_text, money_rounded
 from crm.models import Customer
 
 from .fields import FIELDS, Context

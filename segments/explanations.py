@@ -16,7 +16,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from crm.admin.base import money
+from crm.formats import money
 
 from .fields import Context
 

@@ -1,12 +1,10 @@
-"""What the CRM admin pages share: service-backed forms, read-only ledgers, money."""
+"""What the CRM admin pages share: service-backed forms and read-only ledgers."""
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -14,7 +12,7 @@ from django.db import models
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from django.utils.formats import localize, number_format
+from django.utils.formats import localize
 from django.utils.html import format_html
 from django.utils.text import capfirst
 
@@ -22,16 +20,6 @@ from django.utils.text import capfirst
 _SERVICE_ERROR_ATTR = "_crm_admin_service_error"
 # An action's confirmation page lists this many of the selected rows.
 ACTION_OBJECTS_SHOWN = 100
-
-
-def money(amount: Decimal | None, currency: str | None = None) -> str:
-    """An amount with its currency code, grouped the way the active language does."""
-    if amount is None:
-        return "-"
-    # number_format cuts decimals off instead of rounding: round to cents first.
-    cents = Decimal(amount).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    formatted = number_format(cents, decimal_pos=2, force_grouping=True)
-    return f"{currency or settings.LOYALIST_CURRENCY} {formatted}"
 
 
 def local_datetime(value: datetime | None) -> str | None:

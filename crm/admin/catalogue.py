@@ -3,7 +3,8 @@ from django.utils.translation import gettext_lazy as _
 
 from crm.models import Category, Product
 
-from .base import ChangedFieldsSaveMixin, money
+from ..formats import money
+from .base import ChangedFieldsSaveMixin
 
 
 @admin.register(Category)

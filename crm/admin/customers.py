@@ -40,6 +40,7 @@ from crm.services import (
 )
 from crm.services.customers import CUSTOMER_FIELDS
 
+from ..formats import money
 from .base import (
     NoDeleteMixin,
     ObjectSelectRelatedMixin,
@@ -49,7 +50,6 @@ from .base import (
     apply_each,
     instance_adopt,
     local_datetime,
-    money,
 )
 
 

@@ -7,12 +7,12 @@ from django.utils.translation import gettext_lazy as _
 from crm.models import LoyaltyTransaction, Receipt, ReceiptLine
 from crm.services import receipt_void
 
+from ..formats import money
 from .base import (
     ObjectSelectRelatedMixin,
     ReadOnlyAdminMixin,
     action_with_form,
     apply_each,
-    money,
 )
 
 

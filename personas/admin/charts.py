@@ -14,7 +14,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from crm.charts import CATEGORICAL, channel_colour, chart_spec, colour_for_id, dataset
-from crm.dashboard import whole_units
+from crm.formats import whole_units
 
 from ..selectors import CHANNELS, Overview, PersonaFacts, age_bands, channel_label
 

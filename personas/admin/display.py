@@ -7,9 +7,8 @@ from django.conf import settings
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
-from crm.admin.base import money
 from crm.charts import colour_for_id
-from crm.dashboard import MINUS, money_rounded
+from crm.formats import MINUS, money, money_rounded
 
 from ..selectors import FIGURES_DAYS, PersonaFacts
 from ..services.figures import campaign_cost_per_customer, service_cost_per_effort

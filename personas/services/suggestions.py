@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from crm.dashboard import money_rounded
+from crm.formats import money_rounded
 from crm.models import (
     Category,
     Channel,

@@ -15,10 +15,9 @@ from hypothesis import strategies as st
 
 from crm.dashboard import (
     CHANNEL_ADDRESSES,
-    change_text,
     core_figures,
-    money_rounded,
 )
+from crm.formats import change_text, money_rounded
 from crm.models import Channel, Consent, Customer, CustomerStats, Receipt
 from crm.roles import CLERKS
 from segments.models import RfmThresholds

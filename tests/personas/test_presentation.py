@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crm.charts import channel_colour, colour_for_id
-from crm.dashboard import money_rounded
+from crm.formats import money_rounded
 from personas.admin.charts import overview_charts
 from personas.admin.display import facts_row
 from personas.models import Persona, PersonaFigures
