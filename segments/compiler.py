@@ -384,8 +384,8 @@ def context_build(
     Active personas are loaded when a rule first needs them, unless given.
     `customer_ids` is the id range of a whole-base pass: subqueries are cut to it.
     """
-    from .models import RfmThresholds, Segment
-    from .services.rfm import rfm_thresholds_current
+    from .models import Segment
+    from .services.rfm import rfm_thresholds_current, rfm_thresholds_latest
 
     now = now or timezone.now()
     if segment_rules is None:
@@ -401,7 +401,7 @@ def context_build(
         rfm=(
             rfm_thresholds_current(now=now)
             if uses_rfm
-            else RfmThresholds.objects.order_by("-computed_at", "-id").first()
+            else rfm_thresholds_latest()
         ),
         segment_rules=segment_rules,
         personas=tuple(personas) if personas is not None else None,
