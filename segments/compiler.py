@@ -398,11 +398,7 @@ def context_build(
     return Context(
         now=now,
         today=timezone.localdate(now),
-        rfm=(
-            rfm_thresholds_current(now=now)
-            if uses_rfm
-            else rfm_thresholds_latest()
-        ),
+        rfm=(rfm_thresholds_current(now=now) if uses_rfm else rfm_thresholds_latest()),
         segment_rules=segment_rules,
         personas=tuple(personas) if personas is not None else None,
         customer_ids=customer_ids,

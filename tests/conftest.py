@@ -1,7 +1,9 @@
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import Group
 
+from crm.roles import MARKETERS, roles_sync
 from tests.crm.factories import (
     CategoryFactory,
     CustomerFactory,
@@ -71,6 +73,21 @@ def clerk(db, store):
 @pytest.fixture
 def admin_user(db):
     return UserFactory(username="admin", is_staff=True, is_superuser=True)
+
+
+def user_in_group(username: str, group: str, **fields):
+    """A user in one of the roles of crm/roles.py (synced first)."""
+    roles_sync()
+    user = UserFactory(username=username, **fields)
+    user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def marketer_client(client):
+    """The test client signed in as a staff user of the Marketers role."""
+    client.force_login(user_in_group("marketer", MARKETERS, is_staff=True))
+    return client
 
 
 # Headless Chromium for the browser tests: Debian's package, driven by Playwright.

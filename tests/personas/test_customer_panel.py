@@ -1,30 +1,19 @@
 """The persona panel of the customer's page: the persona and why, for marketers."""
 
 import pytest
-from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from crm.roles import MARKETERS, roles_sync
 from personas.models import Persona
 from personas.services import persona_create
 from segments.services import segment_create
-from tests.crm.factories import CustomerFactory, UserFactory
+from tests.crm.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def marketer(client):
-    roles_sync()
-    user = UserFactory(username="marketer", is_staff=True)
-    user.groups.add(Group.objects.get(name=MARKETERS))
-    client.force_login(user)
-    return client
-
-
-def test_marketer_sees_the_persona_and_the_rule_that_gave_it(marketer):
+def test_marketer_sees_the_persona_and_the_rule_that_gave_it(marketer_client):
     persona_create(
         name="Bram", query='city = "delft"', status=Persona.Status.ACTIVE, priority=5
     )
@@ -33,7 +22,9 @@ def test_marketer_sees_the_persona_and_the_rule_that_gave_it(marketer):
     )
     customer = CustomerFactory(city="Utrecht")
 
-    response = marketer.get(reverse("admin:crm_customer_change", args=[customer.pk]))
+    response = marketer_client.get(
+        reverse("admin:crm_customer_change", args=[customer.pk])
+    )
 
     content = response.content.decode()
     assert 'id="customer-persona-group"' in content
@@ -51,7 +42,9 @@ def page_queries(client, url: str) -> int:
     return len(queries)
 
 
-def test_the_customer_page_costs_the_same_queries_for_one_persona_or_five(marketer):
+def test_the_customer_page_costs_the_same_queries_for_one_persona_or_five(
+    marketer_client,
+):
 
     customer = CustomerFactory(city="Utrecht")
     url = reverse("admin:crm_customer_change", args=[customer.pk])
@@ -59,7 +52,7 @@ def test_the_customer_page_costs_the_same_queries_for_one_persona_or_five(market
         name="P0", query='city = "utrecht"', status=Persona.Status.ACTIVE, priority=1
     )
     segment_create(name="S0", query='city = "utrecht"')
-    one = page_queries(marketer, url)
+    one = page_queries(marketer_client, url)
     for n in range(1, 5):
         persona_create(
             name=f"P{n}",
@@ -69,4 +62,4 @@ def test_the_customer_page_costs_the_same_queries_for_one_persona_or_five(market
         )
         segment_create(name=f"S{n}", query=f"orders >= {n}")
 
-    assert page_queries(marketer, url) == one
+    assert page_queries(marketer_client, url) == one

@@ -5,7 +5,6 @@ import io
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 
@@ -14,7 +13,8 @@ from crm.roles import CLERKS, MARKETERS, roles_sync
 from personas.models import Persona, PersonaAssignment
 from personas.services import persona_create
 from tests.api.conftest import token_client
-from tests.crm.factories import CustomerFactory, UserFactory
+from tests.conftest import user_in_group
+from tests.crm.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -22,12 +22,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def roles():
     roles_sync()
-
-
-def in_group(username: str, group: str, **fields):
-    user = UserFactory(username=username, **fields)
-    user.groups.add(Group.objects.get(name=group))
-    return user
 
 
 @pytest.fixture
@@ -57,7 +51,7 @@ def csv_rows(response) -> list[list[str]]:
 
 
 def test_marketer_exports_a_persona_from_the_admin_action(client, persona):
-    marketer = in_group("marketer", MARKETERS, is_staff=True)
+    marketer = user_in_group("marketer", MARKETERS, is_staff=True)
     client.force_login(marketer)
 
     response = client.post(
@@ -76,7 +70,7 @@ def test_marketer_exports_a_persona_from_the_admin_action(client, persona):
 
 
 def test_the_persona_page_links_to_the_export(client, persona):
-    client.force_login(in_group("marketer", MARKETERS, is_staff=True))
+    client.force_login(user_in_group("marketer", MARKETERS, is_staff=True))
     export_url = reverse("admin:personas_persona_export", args=[persona.pk])
 
     page = client.get(reverse("admin:personas_persona_change", args=[persona.pk]))
@@ -87,8 +81,8 @@ def test_the_persona_page_links_to_the_export(client, persona):
 
 def test_marketer_exports_a_persona_over_the_api_and_a_clerk_may_not(persona):
     url = f"/api/v1/personas/{persona.slug}/members/export/"
-    marketer = token_client(in_group("marketer-token", MARKETERS))
-    clerk = token_client(in_group("clerk-token", CLERKS))
+    marketer = token_client(user_in_group("marketer-token", MARKETERS))
+    clerk = token_client(user_in_group("clerk-token", CLERKS))
 
     allowed = marketer.get(url)
     refused = clerk.get(url)

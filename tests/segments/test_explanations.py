@@ -5,7 +5,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -14,12 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crm.models import CustomerStats
-from crm.roles import MARKETERS, roles_sync
 from segments.explanations import days_ago_text, rfm_bands
 from segments.fields import Context
 from segments.models import RfmThresholds
 from segments.selectors import segment_explain
-from tests.crm.factories import CustomerFactory, UserFactory
+from tests.crm.factories import CustomerFactory
 from tests.segments.factories import SegmentFactory
 
 pytestmark = pytest.mark.django_db
@@ -181,15 +179,6 @@ def test_equal_thresholds_leave_a_score_nobody_gets():
 
 
 # Pages -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def marketer_client(client):
-    roles_sync()
-    user = UserFactory(username="marketer", is_staff=True)
-    user.groups.add(Group.objects.get(name=MARKETERS))
-    client.force_login(user)
-    return client
 
 
 def test_explain_page_says_days_and_money(marketer_client, store, products):

@@ -5,13 +5,14 @@ import io
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from crm.models import Channel, Consent, MemberExport
 from crm.roles import API_READ_ONLY, CLERKS, MARKETERS, roles_sync
 from tests.api.conftest import token_client
-from tests.crm.factories import CustomerFactory, UserFactory
+from tests.conftest import user_in_group
+from tests.crm.factories import CustomerFactory
 from tests.segments.factories import SegmentFactory, membership_create
 
 pytestmark = pytest.mark.django_db
@@ -22,15 +23,9 @@ def roles():
     roles_sync()
 
 
-def in_group(username: str, group: str, **fields):
-    user = UserFactory(username=username, **fields)
-    user.groups.add(Group.objects.get(name=group))
-    return user
-
-
 @pytest.fixture
 def marketer():
-    return in_group("marketer", MARKETERS, is_staff=True)
+    return user_in_group("marketer", MARKETERS, is_staff=True)
 
 
 @pytest.fixture
@@ -108,7 +103,7 @@ def test_the_change_page_links_to_the_export(client, marketer, segment):
 
 
 def test_staff_without_the_export_permission_get_403_and_no_link(client, segment):
-    clerk = in_group("clerk-staff", CLERKS, is_staff=True)
+    clerk = user_in_group("clerk-staff", CLERKS, is_staff=True)
     clerk.user_permissions.add(
         *Permission.objects.filter(codename__in=["view_segment", "change_segment"])
     )
@@ -134,7 +129,7 @@ def api_url(segment) -> str:
 
 
 def test_marketer_exports_a_segment_over_the_api(segment):
-    api = token_client(in_group("marketer-token", MARKETERS))
+    api = token_client(user_in_group("marketer-token", MARKETERS))
 
     response = api.get(api_url(segment), HTTP_ACCEPT="text/csv")
 
@@ -146,7 +141,7 @@ def test_marketer_exports_a_segment_over_the_api(segment):
 
 
 def test_the_api_leaves_out_the_channels_not_asked_for(segment):
-    api = token_client(in_group("marketer-token", MARKETERS))
+    api = token_client(user_in_group("marketer-token", MARKETERS))
 
     response = api.get(api_url(segment), {"channel": "sms"})
 
@@ -157,7 +152,7 @@ def test_the_api_leaves_out_the_channels_not_asked_for(segment):
 
 
 def test_an_unknown_channel_is_a_400(segment):
-    api = token_client(in_group("marketer-token", MARKETERS))
+    api = token_client(user_in_group("marketer-token", MARKETERS))
 
     response = api.get(api_url(segment), {"channel": "fax"})
 
@@ -167,7 +162,7 @@ def test_an_unknown_channel_is_a_400(segment):
 
 @pytest.mark.parametrize("group", [CLERKS, API_READ_ONLY])
 def test_clerks_and_read_only_tokens_may_not_export(segment, group):
-    api = token_client(in_group("no-export", group))
+    api = token_client(user_in_group("no-export", group))
 
     response = api.get(api_url(segment))
 
@@ -178,7 +173,7 @@ def test_clerks_and_read_only_tokens_may_not_export(segment, group):
 def test_the_api_export_takes_as_many_queries_for_3_as_for_50_members(
     django_assert_num_queries,
 ):
-    api = token_client(in_group("marketer-token", MARKETERS))
+    api = token_client(user_in_group("marketer-token", MARKETERS))
     small = SegmentFactory(slug="small")
     large = SegmentFactory(slug="large")
     for customer in CustomerFactory.create_batch(50):
