@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from . import hooks
 from .fields import FIELDS, Context, PersonaRule, RuleError
-from .query import OPERATOR_ORDER, operator_text
+from .query import MAX_DEPTH, OPERATOR_ORDER, operator_text
 
 GROUPS = ("all", "any")
 # `all` of nothing is true; every customer has a primary key.
@@ -78,6 +78,7 @@ def rule_check(
     allow_persona: bool = True,
     typed: bool = False,
     names: Mapping[str, Collection[str]] | None = None,
+    depth: int = 0,
 ) -> dict:
     """Validate a rule tree and return it with normalised values.
 
@@ -92,6 +93,13 @@ def rule_check(
     """
     segment_rules = segment_rules or {}
     names = _Names() if names is None else names
+    if depth > MAX_DEPTH:
+        # The same bound as the query language's: nothing deeper is a real rule, and
+        # compiling it would exhaust the stack.
+        where = path if len(path) <= 40 else f"{path[:40]}..."
+        raise RuleError(
+            where, f"rules may nest at most {MAX_DEPTH} levels deep; simplify this one"
+        )
     if not isinstance(rule, dict):
         raise RuleError(path, 'a rule is an object such as {"all": [...]}')
     keys = set(rule)
@@ -110,6 +118,7 @@ def rule_check(
                         allow_persona=allow_persona,
                         typed=typed,
                         names=names,
+                        depth=depth + 1,
                     )
                     for index, child in enumerate(children)
                 ]
@@ -124,6 +133,7 @@ def rule_check(
                 allow_persona=allow_persona,
                 typed=typed,
                 names=names,
+                depth=depth + 1,
             )
         }
     if keys != {"field", "op", "value"}:

@@ -251,3 +251,27 @@ def test_recompute_computes_missing_rfm_thresholds_first(
     thresholds = RfmThresholds.objects.get()
     assert thresholds.customers == 5
     assert thresholds.recency == [8.0, 16.0, 24.0, 32.0]
+
+
+def test_a_rule_nested_past_the_limit_is_a_400_naming_the_limit(reader):
+    rule = {"field": "orders", "op": "gte", "value": 1}
+    for _ in range(150):
+        rule = {"not": rule}
+
+    response = reader.post(f"{URL}preview/", {"rules": rule}, format="json")
+
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error["field"] == "rules"
+    assert "at most 100 levels" in error["message"]
+    assert len(error["message"]) < 200
+
+
+def test_a_body_nested_deeper_than_json_can_follow_is_a_400(reader):
+    leaf = '{"field": "orders", "op": "gte", "value": 1}'
+    body = '{"rules": ' + '{"not": ' * 5000 + leaf + "}" * 5000 + "}"
+
+    response = reader.post(f"{URL}preview/", body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert "nests too deeply" in response.json()["errors"][0]["message"]
