@@ -7,10 +7,10 @@ customer, compared in the same pass that evaluates the rules, and found by segme
 through a GIN index on PostgreSQL (`jsonb_path_ops`, created by migration 0003).
 """
 
-import json
+from collections.abc import Iterable
 
 from django.db import models
-from django.db.models import Func, Lookup, TextField, Value
+from django.db.models import Case, Func, Lookup, Q, TextField, Value, When
 
 
 class SegmentIdsField(models.JSONField):
@@ -37,33 +37,35 @@ class Includes(Lookup):
     def get_prep_lookup(self):
         return int(self.rhs)
 
-    def as_postgresql(self, compiler, connection):
-        lhs, params = self.process_lhs(compiler, connection)
-        # Containment is what the jsonb_path_ops GIN index answers.
-        return f"{lhs} @> %s::jsonb", [*params, json.dumps([self.rhs])]
-
     def as_sql(self, compiler, connection):
         lhs, params = self.process_lhs(compiler, connection)
-        return (
-            f"EXISTS (SELECT 1 FROM json_each({lhs}) WHERE json_each.value = %s)",
-            [*params, self.rhs],
-        )
+        return ids_include_sql(lhs, "%s", connection.vendor), [*params, self.rhs]
 
 
 class MatchedIds(Func):
     """The ids of the matching segments as the text of a sorted JSON array (jsonb on
-    PostgreSQL, read back as text), from one part per
-    segment in id order that is "<id>," when it matches and "" when not:
-    '[' || rtrim(part || part || ..., ',') || ']'.
+    PostgreSQL, read back as text), from `(segment id, condition)` pairs: one part
+    per segment in id order, "<id>, " when its condition holds and "" when not,
+    '[' || rtrim(part || part || ..., ', ') || ']'.
 
-    The parts are joined flat: nested concatenations overflow SQLite's parser
-    with dozens of segments. The parts are never NULL.
+    The array is spelt as Django writes a JSON field (`json.dumps`: "[3, 7]"), so on
+    SQLite, which keeps JSON as text, a stored array and a fresh one compare equal
+    exactly when they hold the same ids. The parts are joined flat: nested
+    concatenations overflow SQLite's parser with dozens of segments.
     """
 
     arg_joiner = " || "
-    template = "('[' || rtrim(%(expressions)s, ',') || ']')"
+    template = "('[' || rtrim(%(expressions)s, ', ') || ']')"
 
-    def __init__(self, *parts, **extra):
+    def __init__(self, matches: Iterable[tuple[int, Q]], **extra):
+        parts = [
+            Case(
+                When(condition, then=Value(f"{pk}, ")),
+                default=Value(""),
+                output_field=TextField(),
+            )
+            for pk, condition in sorted(matches, key=lambda match: match[0])
+        ]
         super().__init__(*parts, Value(""), output_field=TextField(), **extra)
 
     def as_postgresql(self, compiler, connection, **extra_context):
@@ -81,26 +83,24 @@ def ids_elements_sql(column: str, vendor: str) -> tuple[str, str]:
     return f"json_each({column}) x", "x.value"
 
 
-def results_differ_sql(stored: str, fresh: str, vendor: str) -> str:
+def results_differ_sql(stored: str, fresh: str) -> str:
     """SQL that is true when the `fresh` results differ from the `stored` ones.
 
     Both are table aliases with `segment_ids` and `persona_id`; `stored` also has
     `rules_version`, compared with the parameter it leaves in the SQL (the pass's
-    version). This is the one place the engine decides what changed.
+    version). This is the one place the engine decides what changed. The arrays
+    compare as jsonb on PostgreSQL and as text on SQLite (one spelling: MatchedIds).
     """
-    if vendor == "postgresql":
-        ids_differ = f"{stored}.segment_ids <> {fresh}.segment_ids"
-    else:
-        # SQLite keeps JSON as text: json() gives both sides one spelling.
-        ids_differ = f"json({stored}.segment_ids) <> json({fresh}.segment_ids)"
     return (
-        f"({stored}.rules_version <> %s OR {ids_differ}"
+        f"({stored}.rules_version <> %s OR {stored}.segment_ids <> {fresh}.segment_ids"
         f" OR {stored}.persona_id IS DISTINCT FROM {fresh}.persona_id)"
     )
 
 
 def ids_include_sql(column: str, id_sql: str, vendor: str) -> str:
-    """SQL that is true when the JSON id array `column` holds the id `id_sql`."""
+    """SQL that is true when the JSON id array `column` holds the id `id_sql`: for
+    the `includes` lookup and the engine's set-based history statement alike."""
     if vendor == "postgresql":
+        # Containment is what the jsonb_path_ops GIN index answers.
         return f"({column} @> jsonb_build_array({id_sql}))"
     return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value = {id_sql})"

@@ -24,7 +24,6 @@ from django.db.models import (
     F,
     QuerySet,
     Subquery,
-    TextField,
     Value,
     When,
 )
@@ -114,14 +113,7 @@ def evaluation_queryset(
     a whole-base pass needs them only for the customers whose results changed.
     """
     matched = MatchedIds(
-        *(
-            Case(
-                When(rule_condition(segment.rules, ctx), then=Value(f"{segment.pk},")),
-                default=Value(""),
-                output_field=TextField(),
-            )
-            for segment in sorted(segments, key=lambda segment: segment.pk)
-        )
+        (segment.pk, rule_condition(segment.rules, ctx)) for segment in segments
     )
     persona = persona_case(
         ctx, label=lambda p: p.pk, default=None, output_field=BigIntegerField()
@@ -276,7 +268,7 @@ def _states_write(
                 FROM unnest(%s::bigint[], %s::jsonb[], %s::bigint[], %s::timestamptz[])
                     AS v (customer_id, segment_ids, persona_id, next_check_at)
                 WHERE s.customer_id = v.customer_id
-                  AND ({results_differ_sql("s", "v", "postgresql")}
+                  AND ({results_differ_sql("s", "v")}
                        OR s.next_check_at IS DISTINCT FROM v.next_check_at)
                 """,
                 [
@@ -492,7 +484,7 @@ def _evaluate_into(
     # also keep the time-based moments they had.
     compare = (
         f"""JOIN {t["state"]} s ON s.customer_id = e.pk
-        WHERE {results_differ_sql("s", "e", connection.vendor)}"""
+        WHERE {results_differ_sql("s", "e")}"""
         if changed_only
         else ""
     )
