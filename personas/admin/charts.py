@@ -53,16 +53,32 @@ def _bars(
     )
 
 
-def channel_mix_chart(
-    element_id: str, title: str, rows: Sequence[tuple[str, dict[str, float]]]
+def _share_bars(
+    element_id: str, title: str, labels: Sequence[str], datasets: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """One 100% bar per row, one series per sales channel in its own colour."""
+    """One bar per label split into its series' shares, which add up to 100 %."""
     return chart_spec(
         element_id,
         kind="bar",
         title=title,
-        labels=[label for label, _shares in rows],
-        datasets=[
+        labels=labels,
+        datasets=datasets,
+        unit="%",
+        horizontal=True,
+        stacked=True,
+        value_max=100,
+    )
+
+
+def channel_mix_chart(
+    element_id: str, title: str, rows: Sequence[tuple[str, dict[str, float]]]
+) -> dict[str, Any]:
+    """One 100% bar per row, one series per sales channel in its own colour."""
+    return _share_bars(
+        element_id,
+        title,
+        [label for label, _shares in rows],
+        [
             dataset(
                 channel_label(channel),
                 [round(shares.get(channel, 0) * 100, 1) for _l, shares in rows],
@@ -70,10 +86,6 @@ def channel_mix_chart(
             )
             for channel in CHANNELS
         ],
-        unit="%",
-        horizontal=True,
-        stacked=True,
-        value_max=100,
     )
 
 
@@ -83,12 +95,11 @@ def age_chart(
     """One 100% bar per row, one series per age band, youngest first."""
     bands = list(dict.fromkeys(band for _label, counts in rows for band in counts))
     totals = [sum(counts.values()) or 1 for _label, counts in rows]
-    return chart_spec(
+    return _share_bars(
         element_id,
-        kind="bar",
-        title=title,
-        labels=[label for label, _counts in rows],
-        datasets=[
+        title,
+        [label for label, _counts in rows],
+        [
             dataset(
                 band,
                 [
@@ -99,10 +110,6 @@ def age_chart(
             )
             for index, band in enumerate(bands)
         ],
-        unit="%",
-        horizontal=True,
-        stacked=True,
-        value_max=100,
     )
 
 
