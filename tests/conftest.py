@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,18 @@ def marketer_client(client):
 
 # Headless Chromium for the browser tests: Debian's package, driven by Playwright.
 CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture
+def screenshots(tmp_path) -> Path:
+    """Where the browser tests save their screenshots: the README's
+    docs/screenshots/ with LOYALIST_SCREENSHOTS=1 set, else a temporary folder, so
+    a test run leaves the checkout as it found it."""
+    if os.environ.get("LOYALIST_SCREENSHOTS") == "1":
+        folder = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    return tmp_path
 
 
 @pytest.fixture

@@ -3,10 +3,8 @@ customer's receipt arrives at a real SMTP server."""
 
 import re
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 
 from crm.models import Receipt, StaffMember
 from crm.services import points_earn
@@ -25,8 +23,6 @@ from tests.crm.factories import (
     StoreFactory,
     UserFactory,
 )
-
-SCREENSHOTS = Path(django_settings.BASE_DIR) / "docs" / "screenshots"
 
 pytestmark = [
     pytest.mark.browser,
@@ -74,7 +70,7 @@ def shop(transactional_db):
 
 
 def test_clerk_records_a_sale_for_a_scanned_card_and_the_receipt_is_emailed(
-    live_server, browser, smtp_server, shop
+    live_server, browser, smtp_server, shop, screenshots
 ):
     card = shop["card"]
     page = browser.new_page(viewport={"width": 1180, "height": 900})
@@ -136,8 +132,7 @@ def test_clerk_records_a_sale_for_a_scanned_card_and_the_receipt_is_emailed(
     page.keyboard.press("ArrowRight")
     assert page.get_by_label("Cash").is_checked()
     page.get_by_label("SKU or barcode, line 3").focus()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "desk.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "desk.png"), full_page=True)
 
     # Ctrl+Enter records the sale from any field.
     page.keyboard.press("Control+Enter")
@@ -150,7 +145,7 @@ def test_clerk_records_a_sale_for_a_scanned_card_and_the_receipt_is_emailed(
     assert page.locator("[data-points-earned]").inner_text() == "199"
     assert page.locator("[data-points-balance]").inner_text() == "449"
     assert "Sent to joe.jansen@example.com" in page.locator("#email-state").inner_text()
-    page.screenshot(path=str(SCREENSHOTS / "desk-confirmation.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "desk-confirmation.png"), full_page=True)
 
     assert receipt.total == Decimal("199.40")
     assert receipt.payment_method == "cash"

@@ -10,7 +10,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.utils import timezone
 
 from crm.demo.users import demo_users_ensure
@@ -20,8 +19,6 @@ from segments.models import Segment
 from tests.conftest import CHROMIUM
 from tests.crm.desk_support import celery_eager
 from tests.crm.factories import CustomerFactory, ProductFactory
-
-SCREENSHOTS = Path(django_settings.BASE_DIR) / "docs" / "screenshots"
 
 pytestmark = [
     pytest.mark.browser,
@@ -73,7 +70,7 @@ def sign_in(page, url: str, username: str, password: str) -> None:
 
 
 def test_marketer_reads_the_dashboard_builds_a_segment_reads_why_and_exports_it(
-    live_server, browser, shop
+    live_server, browser, shop, screenshots
 ):
     page = browser.new_page(viewport={"width": 1366, "height": 900})
     page.set_default_timeout(15_000)
@@ -105,8 +102,7 @@ def test_marketer_reads_the_dashboard_builds_a_segment_reads_why_and_exports_it(
     explanation = page.locator("#content").inner_text()
     assert "12 days ago" in explanation
     assert "EUR" in explanation or "€" in explanation
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "explanation.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "explanation.png"), full_page=True)
 
     # The members as CSV, from the segment list's action.
     page.goto(f"{live_server.url}/admin/segments/segment/")
