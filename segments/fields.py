@@ -383,16 +383,21 @@ def scalar_field(
             if kind in ("int", "decimal")
             else (EQUALITY_OPS | {"is_set"})
         )
+
+    def value(ctx: Context) -> Expression:
+        # Every decimal field is money, compared in cents (see Money).
+        return Money(expression(ctx)) if kind == "decimal" else expression(ctx)
+
     return register(
         FieldSpec(
             name=name,
             kind=kind,
             ops=frozenset(ops),
             help=help,
-            condition=lambda ctx, op, value: compare(
-                expression(ctx), op, _compared(kind, value)
+            condition=lambda ctx, op, wanted: compare(
+                value(ctx), op, _compared(kind, wanted)
             ),
-            value=expression,
+            value=value,
             check_value=check_value or checker(kind, choices),
             time_candidates=time_candidates,
             choices=choices,
@@ -588,15 +593,14 @@ scalar_field(
 )
 scalar_field(
     "total_spent",
-    lambda ctx: Money(F("stats__total_spent")),
+    lambda ctx: F("stats__total_spent"),
     kind="decimal",
     help="Sum of completed receipts.",
 )
 scalar_field(
     "avg_order_value",
     lambda ctx: Case(
-        When(stats__orders__gt=0, then=Money(F("stats__avg_order_value"))),
-        default=None,
+        When(stats__orders__gt=0, then=F("stats__avg_order_value")), default=None
     ),
     kind="decimal",
     help="Average receipt total; missing for customers who never bought.",
