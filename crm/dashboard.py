@@ -61,7 +61,7 @@ def percentage_change(current: Decimal | int, previous: Decimal | int) -> float 
 
 # Channels and the address a message on them needs, seen from the consent ledger
 # (one definition with the member export's: crm.querysets.channel_address).
-CHANNEL_ADDRESSES: dict[str, Q | None] = {
+CHANNEL_ADDRESSES: dict[str, Q] = {
     channel: channel_address(channel, customer="customer__") for channel in Channel
 }
 
@@ -71,7 +71,7 @@ class ChannelReach:
     channel: str
     label: str
     consented: int
-    reachable: int | None  # None: the address is not held by Loyalist
+    reachable: int
 
 
 @dataclass
@@ -144,8 +144,7 @@ def channel_reach() -> list[ChannelReach]:
     for channel, address in CHANNEL_ADDRESSES.items():
         granted = Q(channel=channel, status=Consent.Status.GRANTED)
         aggregates[f"{channel}_consented"] = Count("pk", filter=granted)
-        if address is not None:
-            aggregates[f"{channel}_reachable"] = Count("pk", filter=granted & address)
+        aggregates[f"{channel}_reachable"] = Count("pk", filter=granted & address)
     # Aggregated over the ranked rows themselves: joining them back to the ledger
     # by id would cost a lookup per current consent.
     counts = ranked.aggregate(**aggregates)
@@ -154,7 +153,7 @@ def channel_reach() -> list[ChannelReach]:
             channel=channel,
             label=str(Channel(channel).label),
             consented=counts[f"{channel}_consented"],
-            reachable=counts.get(f"{channel}_reachable"),
+            reachable=counts[f"{channel}_reachable"],
         )
         for channel in CHANNEL_ADDRESSES
     ]

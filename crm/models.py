@@ -255,6 +255,41 @@ class Customer(models.Model):
         return f"{self.first_name} {self.last_name}".strip()
 
 
+class PushToken(models.Model):
+    """A device token the shop's app registered for push messages to a customer."""
+
+    class Platform(models.TextChoices):
+        IOS = "ios", _("iOS")
+        ANDROID = "android", _("Android")
+        WEB = "web", _("Web push")
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="push_tokens"
+    )
+    # The provider's token is the device's address; one device belongs to one
+    # customer at a time (re-registering it moves it).
+    token = models.CharField(_("token"), max_length=400, unique=True)
+    platform = models.CharField(_("platform"), max_length=8, choices=Platform)
+    registered_at = models.DateTimeField(_("registered at"), default=timezone.now)
+    # Set when the provider reports the token dead or the app signs out.
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-registered_at", "-id"]
+        verbose_name = _("push token")
+        verbose_name_plural = _("push tokens")
+        indexes = [
+            models.Index(
+                fields=["customer"],
+                condition=Q(revoked_at__isnull=True),
+                name="pushtoken_live_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_platform_display()} token of {self.customer_id}"
+
+
 class Consent(models.Model):
     """Append-only ledger: the latest entry per channel is the customer's consent."""
 

@@ -1,7 +1,13 @@
 """Chainable filters for the CRM models."""
 
 from django.db import models
-from django.db.models import BooleanField, ExpressionWrapper, OuterRef, Q, Subquery
+from django.db.models import (
+    BooleanField,
+    ExpressionWrapper,
+    OuterRef,
+    Q,
+    Subquery,
+)
 from django.db.models.functions import Lower
 
 # How consent entries supersede each other: the newest recorded entry is the
@@ -9,19 +15,28 @@ from django.db.models.functions import Lower
 CONSENT_NEWEST_FIRST = ("-recorded_at", "-id")
 
 
-def channel_address(channel: str, *, customer: str = "") -> Q | None:
-    """The customer holds an address a message on `channel` needs, or None when
-    Loyalist holds no such address (push messages go to the app's device tokens).
+def channel_address(channel: str, *, customer: str = "") -> Q:
+    """The customer holds an address a message on `channel` needs (push: a live
+    device token the app registered).
 
     `customer` is the path to the customer from the model queried ("customer__"
     from the consent ledger, "" from customers).
     """
+    from .models import PushToken
+
     email = Q(**{f"{customer}email__isnull": False}) & ~Q(**{f"{customer}email": ""})
     phone = ~Q(**{f"{customer}phone": ""})
     addresses = {
         "email": email,
         "sms": phone,
-        "push": None,
+        # Uncorrelated, so it holds inside aggregates over subqueries too.
+        "push": Q(
+            **{
+                f"{customer}pk__in": PushToken.objects.filter(
+                    revoked_at__isnull=True
+                ).values("customer_id")
+            }
+        ),
         # Ad platforms match audiences on an email address or a phone number.
         "social_ads": email | phone,
         "post": ~Q(**{f"{customer}address": ""})
@@ -54,19 +69,15 @@ class CustomerQuerySet(models.QuerySet):
 
     def with_reach(self, channels: list[str]) -> "CustomerQuerySet":
         """Annotate `<channel>_reachable` for each channel: the current consent is
-        a grant and the customer holds the channel's address (False for channels
-        whose address Loyalist does not hold)."""
+        a grant and the customer holds the channel's address."""
         from .models import Consent
 
         queryset = self
         for channel in channels:
             queryset = queryset.with_consent(channel)
-            address = channel_address(channel)
-            reachable = (
-                Q(**{f"{channel}_consent": Consent.Status.GRANTED}) & address
-                if address is not None
-                else Q(pk__in=[])
-            )
+            reachable = Q(
+                **{f"{channel}_consent": Consent.Status.GRANTED}
+            ) & channel_address(channel)
             queryset = queryset.annotate(
                 **{
                     f"{channel}_reachable": ExpressionWrapper(

@@ -59,6 +59,15 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "personachange": ("view",),
             "personafigures": ("view",),
         },
+        # Marketers run campaigns end to end; deleting one is for drafts only
+        # (campaigns.services), and what was sent is read, never edited.
+        "campaigns": {
+            "campaign": ("view", "add", "change", "delete"),
+            "message": ("view", "add", "change", "delete"),
+            "campaignrun": ("view",),
+            "delivery": ("view",),
+            "campaignchange": ("view",),
+        },
     },
     # Integration users never sign in to the admin; their permissions mirror what
     # the API lets them do, so the admin's user page shows the role truthfully.
@@ -79,6 +88,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             ("view",),
         ),
         "segments": {"segment": ("view",)},
+        "campaigns": dict.fromkeys(("campaign", "message", "delivery"), ("view",)),
     },
     API_TILLS: {
         "crm": {

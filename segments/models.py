@@ -23,6 +23,15 @@ class Segment(models.Model):
     kind = models.CharField(_("kind"), max_length=16, choices=Kind, default=Kind.OTHER)
     rules = models.JSONField(_("rules"), default=dict)
     is_active = models.BooleanField(_("active"), default=True)
+    channel_preference = models.JSONField(
+        _("channel preference"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Channels to reach this segment's members on, in order (campaigns use "
+            "the first that reaches a customer)."
+        ),
+    )
     size = models.PositiveIntegerField(_("members"), default=0, editable=False)
     last_computed_at = models.DateTimeField(
         _("last computed"), null=True, blank=True, editable=False

@@ -218,6 +218,40 @@ DEFAULT_FROM_EMAIL = env.str(
     "DEFAULT_FROM_EMAIL", default="Loyalist <receipts@loyalist.local>"
 )
 
+# Campaigns (campaigns/). Links in messages (unsubscribe, tracking) point here.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# One backend class per channel (campaigns.channels); the development backends
+# write what they would send under CAMPAIGN_OUTBOX_DIR.
+CAMPAIGN_CHANNEL_BACKENDS = {
+    "email": "campaigns.channels.email.EmailBackend",
+    "sms": "campaigns.channels.sms.FileSmsBackend",
+    "push": "campaigns.channels.push.FilePushBackend",
+    "social_ads": "campaigns.channels.social.AudienceBackend",
+    "post": "campaigns.channels.post.MailingListBackend",
+}
+CAMPAIGN_OUTBOX_DIR = Path(
+    env.str("CAMPAIGN_OUTBOX_DIR", default=str(BASE_DIR / "var" / "outbox"))
+)
+# At most this many marketing messages per customer in the window, all channels
+# together (a campaign may set its own); receipts are transactional and not counted.
+CAMPAIGN_FREQUENCY_CAP = env.int("CAMPAIGN_FREQUENCY_CAP", default=3)
+CAMPAIGN_FREQUENCY_WINDOW_DAYS = env.int("CAMPAIGN_FREQUENCY_WINDOW_DAYS", default=7)
+# Quiet hours in the customer's local time: messages due then wait until the end.
+CAMPAIGN_QUIET_HOURS = env.tuple("CAMPAIGN_QUIET_HOURS", default=("21:00", "08:00"))
+# Messages per second per channel, across all workers.
+CAMPAIGN_RATE_LIMITS = {
+    "email": env.int("CAMPAIGN_RATE_EMAIL", default=200),
+    "sms": env.int("CAMPAIGN_RATE_SMS", default=50),
+    "push": env.int("CAMPAIGN_RATE_PUSH", default=200),
+    "social_ads": env.int("CAMPAIGN_RATE_SOCIAL_ADS", default=1000),
+    "post": env.int("CAMPAIGN_RATE_POST", default=1000),
+}
+CAMPAIGN_BATCH_SIZE = env.int("CAMPAIGN_BATCH_SIZE", default=200)
+# A worker owns the deliveries it claimed this long; past it their outcome is
+# unknown and they are not resent automatically.
+CAMPAIGN_LEASE_SECONDS = env.int("CAMPAIGN_LEASE_SECONDS", default=300)
+CAMPAIGN_MAX_ATTEMPTS = env.int("CAMPAIGN_MAX_ATTEMPTS", default=3)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "crm.api.authentication.ApiTokenAuthentication",

@@ -18,7 +18,14 @@ from crm.dashboard import (
     core_figures,
 )
 from crm.formats import change_text, money_rounded
-from crm.models import Channel, Consent, Customer, CustomerStats, Receipt
+from crm.models import (
+    Channel,
+    Consent,
+    Customer,
+    CustomerStats,
+    PushToken,
+    Receipt,
+)
 from crm.roles import CLERKS
 from segments.models import RfmThresholds
 from tests.crm.factories import StoreFactory, UserFactory
@@ -49,6 +56,8 @@ customer_st = st.fixed_dictionaries(
         "email": st.booleans(),
         "phone": st.booleans(),
         "post": st.booleans(),
+        # A push token: none, a live one, or one the provider revoked.
+        "push": st.sampled_from(["none", "live", "revoked"]),
         "last_purchase_days": st.none() | st.integers(min_value=0, max_value=120),
         "consents": st.lists(consent_st, max_size=5),
         "receipts": st.lists(receipt_st, max_size=4),
@@ -56,11 +65,11 @@ customer_st = st.fixed_dictionaries(
 )
 
 
-def has_address(plan: dict, channel: str) -> bool | None:
+def has_address(plan: dict, channel: str) -> bool:
     return {
         Channel.EMAIL: plan["email"],
         Channel.SMS: plan["phone"],
-        Channel.PUSH: None,
+        Channel.PUSH: plan["push"] == "live",
         Channel.SOCIAL_ADS: plan["email"] or plan["phone"],
         Channel.POST: plan["post"],
     }[channel]
@@ -76,6 +85,13 @@ def write(plans: list[dict], now) -> None:
             postal_code="3511 AB",
             city="Utrecht",
         )
+        if plan["push"] != "none":
+            PushToken.objects.create(
+                customer=customer,
+                token=f"device-{i}",
+                platform=PushToken.Platform.ANDROID,
+                revoked_at=now if plan["push"] == "revoked" else None,
+            )
         last = plan["last_purchase_days"]
         CustomerStats.objects.create(
             customer=customer,
@@ -136,12 +152,7 @@ def oracle(plans: list[dict]) -> dict:
             if entries and max(entries)[2] == Consent.Status.GRANTED:
                 consented += 1
                 reachable += bool(has_address(plan, channel))
-        reach[channel] = (
-            consented,
-            None
-            if has_address({"email": 1, "phone": 1, "post": 1}, channel) is None
-            else reachable,
-        )
+        reach[channel] = (consented, reachable)
     return {
         "customers": len(plans),
         "active": active,
