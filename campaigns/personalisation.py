@@ -289,10 +289,11 @@ def template_validate(text: str) -> None:
     except TemplateSyntaxError as exc:
         message = str(exc)
         line = getattr(exc, "template_debug", {}).get("line")
-        if line and "line" not in message:
+        if line:
+            # One place for the line, whichever way Django worded the error.
             message = _("Line %(line)s: %(message)s") % {
                 "line": line,
-                "message": message,
+                "message": re.sub(r" on line \d+", "", message),
             }
         raise ValidationError(message, code="template_syntax") from None
     _variables_check(template.nodelist, frozenset())
