@@ -47,7 +47,13 @@ from django.template.base import (
     Variable,
     VariableNode,
 )
-from django.template.defaulttags import ForNode, IfNode, TemplateLiteral, WithNode
+from django.template.defaulttags import (
+    FilterNode,
+    ForNode,
+    IfNode,
+    TemplateLiteral,
+    WithNode,
+)
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -242,12 +248,16 @@ def _variables_check(nodelist: NodeList, bound: frozenset[str]) -> None:
                 ),
                 (node.nodelist_empty, frozenset(bound)),
             ]
+        elif isinstance(node, FilterNode):
+            # {% filter upper %} applies "var|upper" to its own output: only the
+            # filters' arguments are read from the context.
+            reads = _expression_names(node.filter_expr)[1:]
+            children = [(node.nodelist, frozenset(bound))]
         elif isinstance(node, WithNode):
             reads = _expression_names(list(node.extra_context.values()))
             children = [(node.nodelist, frozenset(bound | set(node.extra_context)))]
         else:
-            for attribute in ("vars", "filter_expr"):
-                reads += _expression_names(getattr(node, attribute, None))
+            reads = _expression_names(getattr(node, "vars", None))
             children = [
                 (getattr(node, name), frozenset(bound))
                 for name in node.child_nodelists

@@ -172,6 +172,13 @@ def email_click_record(*, token: str) -> str:
     return url
 
 
+def click_target(*, token: str) -> str:
+    """The signed URL of a click link, recording nothing (a HEAD request)."""
+    delivery_id, url = click_token_read(token)
+    _delivery(delivery_id)
+    return url
+
+
 def unsubscribe_token_check(token: str) -> None:
     """Raise BadToken unless `token` is an unsubscribe link of a delivery."""
     _delivery(delivery_token_read(token, salt=UNSUBSCRIBE_SALT))

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from .tracking import (
     BadToken,
+    click_target,
     email_click_record,
     email_open_record,
     email_unsubscribe,
@@ -70,7 +71,11 @@ def open_pixel(request: HttpRequest, token: str) -> HttpResponse:
 @require_safe
 def click(request: HttpRequest, token: str) -> HttpResponse:
     try:
-        url = email_click_record(token=token)
+        # Link checkers send HEAD; only a GET is a person clicking.
+        if request.method == "GET":
+            url = email_click_record(token=token)
+        else:
+            url = click_target(token=token)
     except BadToken:
         return _not_found()
     return redirect(url)

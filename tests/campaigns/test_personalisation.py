@@ -48,6 +48,9 @@ def test_unknown_field_inside_a_branch_not_taken_is_still_found():
 
 def test_unknown_field_as_a_filter_argument_is_found():
     assert "{{ nickname }}" in validation_message("{{ first_name|default:nickname }}")
+    assert "{{ nickname }}" in validation_message(
+        "{% spaceless %}{% filter default:nickname %}x{% endfilter %}{% endspaceless %}"
+    )
 
 
 def test_syntax_error_says_the_line():
@@ -89,6 +92,8 @@ def test_a_filter_that_fails_on_a_value_is_caught_at_validation():
         "{% with name=first_name %}{{ name|upper }}{% endwith %}",
         "{% if tier == 'Gold' and points > 100 %}VIP{% elif not tier %}join{% endif %}",
         "{% firstof first_name 'friend' as who %}{{ who }}",
+        "{% filter upper %}{{ first_name }}{% endfilter %}",
+        "{% now 'Y' as year %}{{ year }}",
         "{% comment %}{% include 'x' %}{% endcomment %}{{ unsubscribe_url }}",
     ],
 )

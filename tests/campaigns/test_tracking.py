@@ -168,6 +168,26 @@ def test_open_pixel_returns_a_gif_and_records_each_open(client, delivery, links)
     }
 
 
+def test_opens_are_announced_to_the_segment_engine(client, delivery, links):
+    from crm import hooks
+
+    announced = []
+
+    def receiver(*, contacts):
+        announced.extend(contacts)
+
+    hooks.contacts_recorded.register(receiver)
+    try:
+        client.get(path(links.open_pixel_url))
+    finally:
+        hooks.contacts_recorded.unregister(receiver)
+
+    opened = Contact.objects.get(kind="email_open")
+    assert [(c.customer_id, c.contact_id) for c in announced] == [
+        (delivery.customer_id, opened.pk)
+    ]
+
+
 def test_forged_open_token_writes_nothing(client, delivery):
     before = written()
     token = signing.dumps(delivery.pk, salt=OPEN_SALT)[:-2] + "xx"
@@ -185,6 +205,12 @@ def test_click_redirects_to_the_signed_url_and_records_it(client, delivery, link
     click = Contact.objects.get(customer=delivery.customer, kind="email_click")
     assert click.payload["url"] == target
     assert click.payload["delivery"] == delivery.pk
+
+
+def test_head_request_of_a_click_link_records_nothing(client, delivery, links):
+    response = client.head(path(links.click_url("https://shop.example/")))
+    assert response.status_code == 302
+    assert not Contact.objects.filter(kind="email_click").exists()
 
 
 def test_click_token_cannot_be_rewritten_to_another_url(client, delivery):
