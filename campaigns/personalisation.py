@@ -71,16 +71,25 @@ FIELDS = (
     "recommendations",
     "unsubscribe_url",
 )
+# What each field is, and what it renders when the customer has no value (the
+# admin shows these next to the message fields).
 FIELD_HELP = {
-    "first_name": gettext_lazy("The customer's first name."),
-    "store": gettext_lazy("The name of the customer's home store."),
-    "points": gettext_lazy("Points on the customer's active loyalty cards."),
-    "tier": gettext_lazy("The highest tier among the customer's active cards."),
-    "favourite_category": gettext_lazy("The category the customer buys most from."),
-    "recommendations": gettext_lazy(
-        "Products recommended to the customer (a list; empty for now)."
+    "first_name": gettext_lazy('The customer\'s first name; else "there".'),
+    "store": gettext_lazy('The name of the customer\'s home store; else "our store".'),
+    "points": gettext_lazy("Points on the customer's active loyalty cards; else 0."),
+    "tier": gettext_lazy(
+        'The highest tier among the customer\'s active cards; else "Basic".'
     ),
-    "unsubscribe_url": gettext_lazy("The one-click unsubscribe link (email only)."),
+    "favourite_category": gettext_lazy(
+        'The category the customer buys most from; else "our collection".'
+    ),
+    "recommendations": gettext_lazy(
+        "Products recommended to the customer: a list, empty for now."
+    ),
+    "unsubscribe_url": gettext_lazy(
+        "The one-click unsubscribe link (email only; added as a footer when the "
+        "message does not place it)."
+    ),
 }
 
 
@@ -105,16 +114,6 @@ def _fallbacks() -> dict[str, Any]:
         "unsubscribe_url": _Missing(""),
     }
 
-
-FALLBACKS_DOC = {
-    "first_name": '"there"',
-    "store": '"our store"',
-    "points": "0",
-    "tier": '"Basic"',
-    "favourite_category": '"our collection"',
-    "recommendations": "an empty list",
-    "unsubscribe_url": '""',
-}
 
 # Tags a message may use: no tag that loads files or libraries (include,
 # extends, load), reveals internals (debug) or depends on the request (url,
@@ -185,7 +184,10 @@ def _tags_check(text: str) -> None:
     for token in Lexer(text).tokenize():
         if token.token_type != TokenType.BLOCK:
             continue
-        name = token.contents.split()[0] if token.contents.split() else ""
+        words = token.contents.split()
+        if not words:
+            continue  # the parser reports an empty tag, with its line
+        name = words[0]
         if in_comment:
             in_comment = name != "endcomment"
             continue
@@ -309,7 +311,7 @@ def template_validate(text: str) -> None:
     _variables_check(template.nodelist, frozenset())
     # A filter can still fail on a value (divisibleby:0): try the template with
     # every field present and with every field missing.
-    for context in (_sample_context(), {}):
+    for context in (sample_context(), {}):
         try:
             template.render(Context(_values(context), autoescape=False))
         except Exception as exc:  # whatever a filter raises is the template's fault
@@ -332,7 +334,8 @@ def message_validate(*, message: Message) -> None:
         raise ValidationError(errors)
 
 
-def _sample_context() -> dict[str, Any]:
+def sample_context() -> dict[str, Any]:
+    """A made-up customer's context, for previews without a real customer."""
     return {
         "first_name": "Sarah",
         "store": "Loyalist Amsterdam",
@@ -344,11 +347,6 @@ def _sample_context() -> dict[str, Any]:
         ],
         "unsubscribe_url": "https://example.com/c/u/sample/",
     }
-
-
-def sample_context() -> dict[str, Any]:
-    """A made-up customer's context, for previews without a real customer."""
-    return _sample_context()
 
 
 # Contexts and rendering -------------------------------------------------------------
