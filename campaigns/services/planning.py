@@ -325,10 +325,12 @@ PLAN_COLUMNS = {
 }
 
 
-def plan_queryset(audience: Audience, run: CampaignRun, customer_ids=None):
+def plan_queryset(
+    audience: Audience, run: CampaignRun, customer_ids=None, due: datetime | None = None
+):
     """The audience annotated with everything a Delivery row holds."""
     campaign = audience.campaign
-    due = run.due_at
+    due = due or run.due_at
     queryset = audience_customers(audience, customer_ids).with_reach(audience.channels)
     channel, reason = channel_choice(audience)
     zone, wake = send_time(due)
@@ -508,11 +510,17 @@ def no_message_skip(run: CampaignRun) -> int:
 
 
 @transaction.atomic
-def run_plan(*, run: CampaignRun, customer_ids: list[int] | None = None) -> int:
-    """Write the run's Delivery rows (for `customer_ids` only, when given) and
-    return how many were new."""
+def run_plan(
+    *, run: CampaignRun, customer_ids=None, due: datetime | None = None
+) -> int:
+    """Write the run's Delivery rows and return how many were new.
+
+    `customer_ids` (ids or a query of them) limits the audience, and `due` is when
+    the messages go if not at the run's due time (a triggered campaign's day run
+    plans each entry as it comes).
+    """
     audience = audience_load(run.campaign)
-    written = _insert_rows(plan_queryset(audience, run, customer_ids))
+    written = _insert_rows(plan_queryset(audience, run, customer_ids, due))
     messages_assign(audience, run)
     no_message_skip(run)
     return written
