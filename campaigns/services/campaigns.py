@@ -355,12 +355,12 @@ def campaign_update(
                 refused[0],
                 _(
                     "The campaign is %(status)s: only %(safe)s may change now. Cancel "
-                    "it and create a new one to change %(field)s."
+                    "it and create a new one to change %(name)s."
                 ),
                 "campaign_not_draft",
                 status=campaign.get_status_display().lower(),
                 safe=", ".join(sorted(SAFE_AFTER_SCHEDULING)),
-                field=refused[0],
+                name=refused[0],
             )
     diff: dict[str, dict] = {}
     for name in PLAIN_FIELDS & set(changes):

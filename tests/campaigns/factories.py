@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from campaigns import models
 from crm.models import Channel
+from personas.models import Persona
 from tests.crm.factories import CustomerFactory
 
 
@@ -58,3 +59,14 @@ class DeliveryFactory(factory.django.DjangoModelFactory):
     message = None
     status = models.Delivery.Status.PLANNED
     planned_at = factory.LazyFunction(timezone.now)
+
+
+class PersonaFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Persona
+        django_get_or_create = ("slug",)
+
+    name = factory.Sequence(lambda n: f"Persona {n}")
+    slug = factory.Sequence(lambda n: f"persona-{n}")
+    status = Persona.Status.ACTIVE
+    rules = factory.LazyFunction(lambda: {"field": "orders", "op": "gte", "value": 1})
