@@ -306,6 +306,9 @@ SPECTACULAR_SETTINGS = {
         "SegmentEventCauseEnum": "segments.models.SegmentEvent.Cause",
         "PersonaStatusEnum": "personas.models.Persona.Status",
         "PersonaLevelEnum": "personas.models.Persona.Level",
+        "CampaignKindEnum": "campaigns.models.Campaign.Kind",
+        "CampaignStatusEnum": "campaigns.models.Campaign.Status",
+        "DeliveryStatusEnum": "campaigns.models.Delivery.Status",
     },
 }
 
