@@ -1,8 +1,10 @@
 """The campaigns API contract: drafts, the lifecycle, deliveries, roles."""
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from campaigns.models import Campaign, Delivery
+from segments.services import segment_create
 from tests.api.conftest import errors_of
 from tests.campaigns.factories import (
     CampaignFactory,
@@ -288,3 +290,63 @@ def test_tills_get_403_and_readers_cannot_write(till, reader, nobody, audience):
 def test_admin_tokens_may_write(api_admin, audience):
     assert api_admin.post(URL, body(), format="json").status_code == 201
     assert api_admin.post(f"{URL}spring-sale/schedule/").status_code == 202
+
+
+# Channel preference on segments and personas ----------------------------------------
+
+
+def test_segments_accept_and_return_a_channel_preference(marketer):
+    created = marketer.post(
+        "/api/v1/segments/",
+        {
+            "name": "Texters",
+            "query": "orders >= 1",
+            "channel_preference": ["sms", "email", "sms"],
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    assert created.json()["channel_preference"] == ["sms", "email"]
+    changed = marketer.patch(
+        "/api/v1/segments/texters/", {"channel_preference": ["push"]}, format="json"
+    )
+    assert changed.status_code == 200, changed.json()
+    assert changed.json()["channel_preference"] == ["push"]
+    refused = marketer.patch(
+        "/api/v1/segments/texters/", {"channel_preference": ["fax"]}, format="json"
+    )
+    assert refused.status_code == 400
+    assert errors_of(refused) == [("channel_preference[0]", "invalid_choice")]
+
+
+def test_segment_service_refuses_an_unknown_channel(db):
+    with pytest.raises(ValidationError, match="List channels"):
+        segment_create(name="x", query="orders >= 1", channel_preference=["fax"])
+
+
+def test_personas_take_channel_preference_as_preferred_channels(marketer):
+    created = marketer.post(
+        "/api/v1/personas/",
+        {
+            "name": "Sarah",
+            "query": "orders >= 1",
+            "channel_preference": ["push", "social"],
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    data = created.json()
+    assert (
+        data["channel_preference"] == data["preferred_channels"] == ["push", "social"]
+    )
+    changed = marketer.patch(
+        "/api/v1/personas/sarah/", {"channel_preference": ["email"]}, format="json"
+    )
+    assert changed.json()["preferred_channels"] == ["email"]
+    conflict = marketer.patch(
+        "/api/v1/personas/sarah/",
+        {"channel_preference": ["email"], "preferred_channels": ["sms"]},
+        format="json",
+    )
+    assert conflict.status_code == 400
+    assert errors_of(conflict) == [("channel_preference", "alias_conflict")]
