@@ -309,6 +309,10 @@ SPECTACULAR_SETTINGS = {
         "SegmentEventCauseEnum": "segments.models.SegmentEvent.Cause",
         "PersonaStatusEnum": "personas.models.Persona.Status",
         "PersonaLevelEnum": "personas.models.Persona.Level",
+        "PersonaContactChannelEnum": "personas.forms.CONTACT_CHANNELS",
+        "CampaignKindEnum": "campaigns.models.Campaign.Kind",
+        "CampaignStatusEnum": "campaigns.models.Campaign.Status",
+        "DeliveryStatusEnum": "campaigns.models.Delivery.Status",
     },
 }
 

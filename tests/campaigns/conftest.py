@@ -1,5 +1,6 @@
 """Fixtures for the campaign tests: a real SMTP server on loopback and a few
-campaign rows built directly (behaviour under test goes through the services)."""
+campaign rows built directly (behaviour under test goes through the services).
+The API clients per role come from tests/api."""
 
 import email
 import socket
@@ -12,6 +13,15 @@ from aiosmtpd.controller import Controller
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignRun, Delivery, Message
+from tests.api.conftest import (  # noqa: F401 - fixtures, used by name
+    _generous_throttle,
+    api_admin,
+    marketer,
+    nobody,
+    reader,
+    till,
+)
+from tests.crm.factories import UserFactory
 
 
 def free_port() -> int:
@@ -124,3 +134,8 @@ def delivery_make(customer, *, message: Message, run: CampaignRun | None = None)
         status=Delivery.Status.SENDING,
         planned_at=run.due_at,
     )
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory(username="sam-marketer")
