@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Model, Prefetch
+from django.db.models import Model, OuterRef, Prefetch, Subquery
 from django.utils import timezone
 from phonenumber_field.phonenumber import PhoneNumber
 
@@ -25,6 +25,7 @@ from crm.models import (
     CustomerCategoryStats,
     LoyaltyCard,
     LoyaltyTransaction,
+    PushToken,
     Receipt,
     ReceiptLine,
 )
@@ -240,3 +241,19 @@ def customer_data_export(*, customer: Customer) -> dict[str, Any]:
             for name, section in sections.items()
         },
     }
+
+
+def push_token_newest_live(*, customer_ref: str = "customer_id") -> Subquery:
+    """The newest live push token of the customer at `customer_ref` (an outer
+    column), as a subquery: where push messages go.
+
+    A customer with several devices gets the push on the one that registered last
+    (the app registers on every start), not on all of them.
+    """
+    return Subquery(
+        PushToken.objects.filter(
+            customer_id=OuterRef(customer_ref), revoked_at__isnull=True
+        )
+        .order_by("-registered_at", "-id")
+        .values("token")[:1]
+    )
