@@ -6,8 +6,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm.errors import customer_erased_refuse, field_error
+from crm.errors import field_error
 from crm.models import Customer, PushToken
+
+from .customers import _erased_refuse_locked
 
 TOKEN_MAX_LENGTH = PushToken._meta.get_field("token").max_length
 
@@ -24,7 +26,9 @@ def push_token_register(
     start, so the newest is the device in use). A token another customer held
     moves to this one: one device belongs to one customer at a time.
     """
-    customer_erased_refuse(customer)
+    # Under the customer's lock: an erasure committing meanwhile deletes the
+    # tokens, and must not see one registered after it.
+    _erased_refuse_locked(customer)
     token = (token or "").strip()
     if not token or len(token) > TOKEN_MAX_LENGTH:
         raise field_error(
