@@ -8,3 +8,5 @@ urlpatterns = [
     *project_urlpatterns,
     path("campaigns/", include("campaigns.urls_exports")),
 ]
+
+handler403 = "config.views.permission_denied"

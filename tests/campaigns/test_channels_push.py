@@ -76,7 +76,10 @@ def test_a_dead_token_is_revoked_and_fails_permanently(db):
     provider = ProviderWithDeadTokens()
 
     outcomes = provider.send(
-        [outgoing(i, t) for i, t in zip(items, ["live-1", "dead-1", "flaky"])]
+        [
+            outgoing(i, t)
+            for i, t in zip(items, ["live-1", "dead-1", "flaky"], strict=True)
+        ]
     )
 
     assert [(o.sent, o.permanent) for o in outcomes] == [
