@@ -140,9 +140,10 @@ def _fields(instance: Model, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
 def customer_data_export(*, customer: Customer) -> dict[str, Any]:
     """Everything Loyalist holds about a customer, for their access request.
 
-    What the customer gave (profile, consents), what they did (sales with their
-    lines, card ledger, contacts) and what Loyalist made of it (statistics,
-    segments, persona). A fixed number of queries, however long the history.
+    What the customer gave (profile, consents, their devices' push tokens), what
+    they did (sales with their lines, card ledger, contacts) and what Loyalist
+    made of it (statistics, segments, persona). A fixed number of queries,
+    however long the history.
     """
     customer = (
         Customer.objects.select_related("home_store", "stats")
@@ -175,6 +176,10 @@ def customer_data_export(*, customer: Customer) -> dict[str, Any]:
         "consents": [
             _fields(consent, exclude=("customer", "recorded_by"))
             for consent in customer.consents.order_by("recorded_at", "pk")
+        ],
+        "push_tokens": [
+            _fields(token, exclude=("id", "customer"))
+            for token in customer.push_tokens.order_by("registered_at", "pk")
         ],
         "receipts": [
             {

@@ -197,3 +197,17 @@ def test_pushes_go_to_the_newest_live_token(db):
     )
     assert newest.pk != old.pk
     assert isinstance(outgoing(with_token), Outgoing)
+
+
+def test_the_access_request_export_lists_the_customers_push_tokens(db):
+    from crm.selectors import customer_data_export
+
+    customer = CustomerFactory()
+    push_token_register(customer=customer, token="t1", platform="ios")
+    push_token_revoke(token="t1")
+
+    (token,) = customer_data_export(customer=customer)["push_tokens"]
+
+    assert token["token"] == "t1"
+    assert token["platform"] == "ios"
+    assert token["revoked_at"] is not None
