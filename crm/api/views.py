@@ -356,7 +356,12 @@ class CustomerViewSet(
         customer = self.get_object()
         if request.method == "DELETE":
             token = request.query_params.get("token", "").strip()
-            if not token or not customer.push_tokens.filter(token=token).exists():
+            # No stored token holds a NUL, and PostgreSQL refuses to compare one.
+            if (
+                not token
+                or "\x00" in token
+                or not customer.push_tokens.filter(token=token).exists()
+            ):
                 raise Http404
             push_token_revoke(token=token, customer=customer)
             return Response(status=status.HTTP_204_NO_CONTENT)

@@ -71,7 +71,17 @@ def test_deleting_a_token_the_customer_never_held_is_404(till, shopper, store):
 
     assert till.delete(f"{url(shopper)}?token=theirs").status_code == 404
     assert till.delete(url(shopper)).status_code == 404
+    assert till.delete(f"{url(shopper)}?token=a%00b").status_code == 404
     assert PushToken.objects.get().revoked_at is None
+
+
+def test_a_nul_in_a_token_is_400_not_a_database_error(till, shopper):
+    response = till.post(
+        url(shopper), {"token": "a\x00b", "platform": "ios"}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert errors_of(response) == [("token", "null_characters_not_allowed")]
 
 
 def test_invalid_input_is_400_in_the_error_format(till, shopper):
