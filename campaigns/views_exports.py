@@ -81,7 +81,7 @@ def mailing_list_print(request: HttpRequest, run_id: int) -> HttpResponse:
     )
 
 
-def audience_csv_download(request: HttpRequest, run_id: int) -> StreamingHttpResponse:
+def audience_csv_download(request: HttpRequest, run_id: int) -> HttpResponse:
     """The run's audience: for staff allowed to see deliveries, or anyone with a
     valid link from the audience.ready event."""
     signature = request.GET.get("signature", "")
@@ -89,7 +89,7 @@ def audience_csv_download(request: HttpRequest, run_id: int) -> StreamingHttpRes
         if not audience_download_signature_valid(run_id=run_id, signature=signature):
             raise PermissionDenied("This download link is invalid or has expired.")
     elif not (request.user.is_active and request.user.is_staff):
-        return redirect_to_login(request.get_full_path(), reverse("admin:login"))  # type: ignore[return-value]
+        return redirect_to_login(request.get_full_path(), reverse("admin:login"))
     elif not request.user.has_perm(PERMISSION):
         raise PermissionDenied
     run = _run(run_id)

@@ -1,6 +1,6 @@
 """The current consent of a delivery's customer, for reads over deliveries."""
 
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from crm.models import Consent
 from crm.querysets import CONSENT_NEWEST_FIRST
@@ -16,8 +16,9 @@ def delivery_consent_current(channel: str) -> Subquery:
     )
 
 
-def still_reachable(channel: str) -> Q:
-    """For a queryset annotated with `current_consent`: the customer was not
-    erased and still grants `channel` (a withdrawal after sending takes them off
-    an export that was not yet used)."""
-    return Q(customer__erased_at__isnull=True, current_consent=Consent.Status.GRANTED)
+def deliveries_still_reachable(deliveries: QuerySet, channel: str) -> QuerySet:
+    """The deliveries whose customer was not erased and still grants `channel`:
+    a withdrawal after sending takes them off an export not yet used."""
+    return deliveries.annotate(
+        current_consent=delivery_consent_current(channel)
+    ).filter(customer__erased_at__isnull=True, current_consent=Consent.Status.GRANTED)

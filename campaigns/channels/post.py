@@ -14,7 +14,7 @@ from campaigns.models import Delivery
 from crm.models import Channel, Consent
 
 from . import ChannelBackend, Outcome, Outgoing
-from .consent import delivery_consent_current, still_reachable
+from .consent import deliveries_still_reachable, delivery_consent_current
 
 
 class MailingRow(NamedTuple):
@@ -77,11 +77,12 @@ def mailing_list_rows(run) -> Iterator[MailingRow]:
     """The run's mailing list from one query, by country and postal code (the
     order postal services sort, and give presorted discounts for)."""
     rows = (
-        Delivery.objects.filter(
-            run=run, channel=Channel.POST, status=Delivery.Status.SENT
+        deliveries_still_reachable(
+            Delivery.objects.filter(
+                run=run, channel=Channel.POST, status=Delivery.Status.SENT
+            ),
+            Channel.POST,
         )
-        .annotate(current_consent=delivery_consent_current(Channel.POST))
-        .filter(still_reachable(Channel.POST))
         .order_by("customer__country", "customer__postal_code", "pk")
         .values_list(
             "customer__first_name",

@@ -44,7 +44,7 @@ from crm.webhooks.models import WebhookEvent
 from crm.webhooks.services import webhook_events_emit
 
 from . import ChannelBackend, Outcome, Outgoing
-from .consent import delivery_consent_current, still_reachable
+from .consent import deliveries_still_reachable, delivery_consent_current
 from .outbox import outbox_append_lines, outbox_path
 
 CSV_HEADER = "email_sha256,phone_sha256"
@@ -176,12 +176,11 @@ class AudienceBackend(ChannelBackend):
 
 
 def _audience_rows(run):
-    return (
+    return deliveries_still_reachable(
         Delivery.objects.filter(
             run=run, channel=Channel.SOCIAL_ADS, status=Delivery.Status.SENT
-        )
-        .annotate(current_consent=delivery_consent_current(Channel.SOCIAL_ADS))
-        .filter(still_reachable(Channel.SOCIAL_ADS))
+        ),
+        Channel.SOCIAL_ADS,
     )
 
 
