@@ -4,6 +4,7 @@ download and the audience.ready event."""
 import csv
 import hashlib
 import json
+import threading
 from urllib.parse import urlsplit
 
 import pytest
@@ -226,3 +227,30 @@ def test_staff_need_the_delivery_permission_to_download(db, settings):
     assert Client().get(url).status_code == 302  # to the admin's sign-in
     assert marketer.get(url).status_code == 200
     assert clerk.get(url).status_code == 403
+
+
+def test_workers_starting_the_same_audience_write_one_header(outbox):
+    from campaigns.channels.outbox import outbox_append_lines
+    from campaigns.channels.social import _audience_file
+
+    start = threading.Barrier(8)
+
+    def worker(number: int) -> None:
+        start.wait()
+        outbox_append_lines(
+            _audience_file("spring-sale-2027"), [f"{number:064x},"] * 20
+        )
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    lines = (outbox / "audiences" / "spring-sale-2027.csv").read_text().splitlines()
+    assert lines[0] == CSV_HEADER
+    assert len(lines) == 1 + 8 * 20
+    assert CSV_HEADER not in lines[1:]
+    assert list((outbox / "audiences").iterdir()) == [
+        outbox / "audiences" / "spring-sale-2027.csv"
+    ]
