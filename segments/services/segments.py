@@ -5,6 +5,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from crm.errors import field_error
+from crm.models import Channel
 
 from .. import hooks
 from ..compiler import rule_check, segment_references
@@ -50,6 +51,20 @@ def rules_from_input(
         ) from None
 
 
+def channel_preference_check(channels: Any) -> list[str]:
+    """An ordered list of campaign channels, each once."""
+    if not isinstance(channels, list | tuple) or any(
+        c not in Channel.values for c in channels
+    ):
+        raise field_error(
+            "channel_preference",
+            _("List channels in order of preference, from: %(choices)s."),
+            "invalid_channel",
+            choices=", ".join(Channel.values),
+        )
+    return list(dict.fromkeys(channels))
+
+
 def recompute_later() -> None:
     """Recompute every segment's members once the transaction commits.
 
@@ -80,6 +95,7 @@ def segment_create(
     description: str = "",
     kind: str = Segment.Kind.OTHER,
     is_active: bool = True,
+    channel_preference: list[str] | None = None,
 ) -> Segment:
     """Create a segment and start computing its members once committed."""
     slug = slugify(slug or name)
@@ -96,6 +112,7 @@ def segment_create(
         kind=kind,
         rules=rules_from_input(rules=rules, query=query, own_slug=slug),
         is_active=is_active,
+        channel_preference=channel_preference_check(channel_preference or []),
     )
     segment.full_clean()
     segment.save()
@@ -108,7 +125,7 @@ def segment_update(
     *, segment: Segment, rules: Any = None, query: str | None = None, **fields: Any
 ) -> Segment:
     """Change a segment; a changed rule or activity recomputes its members."""
-    allowed = {"name", "description", "kind", "is_active"}
+    allowed = {"name", "description", "kind", "is_active", "channel_preference"}
     if set(fields) - allowed:
         raise TypeError(f"segment_update() got unknown fields {set(fields) - allowed}")
     recompute = False
@@ -118,6 +135,10 @@ def segment_update(
         segment.rules = new_rules
     if "is_active" in fields and fields["is_active"] != segment.is_active:
         recompute = True
+    if "channel_preference" in fields:
+        fields["channel_preference"] = channel_preference_check(
+            fields["channel_preference"]
+        )
     for name, value in fields.items():
         setattr(segment, name, value)
     segment.full_clean()
