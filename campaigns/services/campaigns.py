@@ -499,6 +499,12 @@ def campaign_schedule(*, campaign: Campaign, user: AbstractBaseUser | None) -> C
     locked = _locked(campaign)
     if locked.status in RUNNING:
         return campaign
+    if locked.status == Status.PAUSED:
+        raise field_error(
+            "status",
+            _("The campaign is paused; resume it instead of scheduling it again."),
+            "campaign_paused",
+        )
     if locked.status != Status.DRAFT:
         raise field_error(
             "status",
