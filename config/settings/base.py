@@ -202,6 +202,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "crm.tasks.idempotency_purge_task",
         "schedule": crontab(hour=4, minute=30),
     },
+    # Campaign runs, triggered entries and lost sends; long schedules live in the
+    # database (Campaign.next_run_at), never in Celery ETAs.
+    "campaigns-tick": {"task": "campaigns.tasks.campaigns_tick_task", "schedule": 60.0},
     # Webhook retries are due rows; a delivery's first attempt is enqueued on commit.
     "webhooks-due": {
         "task": "crm.webhooks.tasks.webhook_deliveries_due_task",
