@@ -15,7 +15,6 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.template import Template, TemplateSyntaxError
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -26,6 +25,7 @@ from personas.models import Persona
 from segments.models import Segment
 
 from ..models import Campaign, CampaignChange, CampaignRun, Delivery, Message
+from ..personalisation import template_validate
 from ..recurrence import next_occurrence, recurrence_parse
 
 Status = Campaign.Status
@@ -78,22 +78,14 @@ FINISHED = frozenset({Status.SENT, Status.CANCELLED})
 
 
 def message_template_validate(text: str, *, field: str) -> None:
-    """Refuse a message text that would not render.
-
-    Only Django's template syntax is checked here; personalisation's allow-list
-    of fields plugs in at this one function.
-    """
+    """Refuse a message text that would not render for every customer, keyed by
+    the field it came in (for example "messages[0].body_text")."""
     if not text:
         return
     try:
-        Template(text)
-    except TemplateSyntaxError as exc:
-        raise field_error(
-            field,
-            _("The template does not parse: %(problem)s. Check its {{ }} and {%% %%}."),
-            "template_invalid",
-            problem=str(exc),
-        ) from None
+        template_validate(text)
+    except ValidationError as exc:
+        raise ValidationError({field: exc.error_list}) from None
 
 
 def _channels_check(channels: Any, *, field: str = "channels") -> list[str]:

@@ -118,7 +118,7 @@ def test_a_triggered_campaign_names_its_segment_by_slug(marketer, audience):
         ),
         (
             {"messages": [{"name": "x", "channel": "email", "body_text": "{% if %}"}]},
-            ("messages[0].body_text", "template_invalid"),
+            ("messages[0].body_text", "template_syntax"),
         ),
         ({"recurrence": "RRULE:FREQ=SOMETIMES"}, ("recurrence", "recurrence_invalid")),
         ({"holdout_percent": 91}, ("holdout_percent", "max_value")),

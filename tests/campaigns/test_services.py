@@ -98,11 +98,15 @@ def test_create_makes_a_draft_with_audience_and_messages(user):
         ),
         (
             {"messages": [email(body_text="Hi {% if %}")]},
-            ("messages[0].body_text", "template_invalid"),
+            ("messages[0].body_text", "template_syntax"),
         ),
         (
             {"messages": [email(subject="{{ first_name|nosuchfilter }}")]},
-            ("messages[0].subject", "template_invalid"),
+            ("messages[0].subject", "template_syntax"),
+        ),
+        (
+            {"messages": [email(body_html="<p>{{ customer.password }}</p>")]},
+            ("messages[0].body_html", "unknown_field"),
         ),
         ({"messages": [email(), email()]}, ("messages[1].name", "duplicate")),
         ({"messages": [email(body_text="")]}, ("messages[0].body_text", "required")),
