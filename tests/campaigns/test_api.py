@@ -3,7 +3,8 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from campaigns.models import Campaign, Delivery
+from campaigns.models import Campaign, CampaignRun, Delivery
+from crm.models import Consent
 from segments.services import segment_create
 from tests.api.conftest import errors_of
 from tests.campaigns.factories import (
@@ -14,7 +15,7 @@ from tests.campaigns.factories import (
     PersonaFactory,
 )
 from tests.crm.factories import CustomerFactory
-from tests.segments.factories import SegmentFactory
+from tests.segments.factories import SegmentFactory, membership_create
 
 URL = "/api/v1/campaigns/"
 S = Campaign.Status
@@ -267,6 +268,40 @@ def test_deliveries_filter_and_page(reader, django_assert_max_num_queries):
         seen += [r["id"] for r in page["results"]]
         page_url = page["next"]
     assert len(seen) == len(set(seen)) == 6
+
+
+# Preview ----------------------------------------------------------------------------
+
+
+def test_preview_gives_the_audience_figures_without_writing(reader, till):
+    regulars = SegmentFactory(slug="regulars")
+    campaign = CampaignFactory(slug="c", holdout_percent=0, channels=["email"])
+    campaign.include_segments.add(regulars)
+    MessageFactory(campaign=campaign)
+    for n in range(3):
+        customer = membership_create(segment=regulars).customer
+        if n < 2:
+            Consent.objects.create(
+                customer=customer,
+                channel="email",
+                status=Consent.Status.GRANTED,
+                source=Consent.Source.STORE,
+                wording="yes",
+            )
+
+    response = reader.post(f"{URL}c/preview/")
+
+    assert response.status_code == 200, response.json()
+    figures = response.json()
+    assert figures["audience"] == 3
+    assert figures["held_out"] == 0
+    assert figures["planned"] + figures["deferred"] == 2
+    assert figures["by_channel"] == {"email": 2}
+    assert figures["skipped"] == 1
+    assert sum(figures["skipped_reasons"].values()) == 1
+    assert not Delivery.objects.exists()
+    assert not CampaignRun.objects.exists()
+    assert till.post(f"{URL}c/preview/").status_code == 403
 
 
 # Roles ------------------------------------------------------------------------------
