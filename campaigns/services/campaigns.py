@@ -15,6 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -22,7 +23,7 @@ from django.utils.translation import gettext as _
 from crm.errors import field_error
 from crm.models import Channel, Customer
 from personas.models import Persona
-from segments.models import Segment
+from segments.models import Segment, SegmentEvent
 
 from ..models import Campaign, CampaignChange, CampaignRun, Delivery, Message
 from ..personalisation import template_validate
@@ -510,7 +511,17 @@ def campaign_schedule(*, campaign: Campaign, user: AbstractBaseUser | None) -> C
         Status.ACTIVE if campaign.kind == Kind.TRIGGERED else (Status.SCHEDULED)
     )
     campaign.next_run_at = next_run
-    campaign.save(update_fields=["status", "next_run_at", "updated_at"])
+    update = ["status", "next_run_at", "updated_at"]
+    if campaign.kind == Kind.TRIGGERED:
+        # Greets those who enter from now on, not everyone who ever entered.
+        campaign.trigger_cursor = (
+            SegmentEvent.objects.filter(segment=campaign.trigger_segment).aggregate(
+                last=Max("pk")
+            )["last"]
+            or 0
+        )
+        update.append("trigger_cursor")
+    campaign.save(update_fields=update)
     _change_record(
         campaign=campaign,
         user=user,

@@ -24,7 +24,7 @@ from tests.campaigns.factories import (
     MessageFactory,
     PersonaFactory,
 )
-from tests.segments.factories import SegmentFactory
+from tests.segments.factories import SegmentEventFactory, SegmentFactory
 
 pytestmark = pytest.mark.django_db
 S = Campaign.Status
@@ -233,16 +233,19 @@ def test_a_recurring_campaign_is_due_at_its_next_occurrence(user, settings):
     assert campaign.next_run_at > timezone.now()
 
 
-def test_a_triggered_campaign_becomes_active(user):
+def test_a_triggered_campaign_becomes_active_and_greets_only_later_entries(user):
+    newcomers = SegmentFactory()
+    before = [SegmentEventFactory(segment=newcomers) for _ in range(2)]
+    SegmentEventFactory()
     campaign = draft(
-        user,
-        kind="triggered",
-        trigger={"segment": SegmentFactory(), "delay_minutes": 5},
+        user, kind="triggered", trigger={"segment": newcomers, "delay_minutes": 5}
     )
     campaign_schedule(campaign=campaign, user=user)
     campaign.refresh_from_db()
     assert campaign.status == S.ACTIVE
     assert campaign.trigger_delay_minutes == 5
+    assert campaign.next_run_at is None
+    assert campaign.trigger_cursor == before[-1].pk
 
 
 def test_schedule_lists_everything_that_is_missing(user):
