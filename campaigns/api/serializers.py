@@ -133,7 +133,9 @@ class CampaignSerializer(serializers.ModelSerializer):
     counts = serializers.SerializerMethodField(
         help_text=_("Deliveries per status, over all runs.")
     )
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Campaign
