@@ -2,6 +2,7 @@
 
 import pytest
 from django.core.exceptions import ValidationError
+from drf_spectacular.generators import SchemaGenerator
 
 from campaigns.models import Campaign, CampaignRun, Delivery
 from crm.models import Consent
@@ -387,3 +388,13 @@ def test_personas_take_channel_preference_as_preferred_channels(marketer):
     )
     assert conflict.status_code == 400
     assert errors_of(conflict) == [("channel_preference", "alias_conflict")]
+
+
+def test_the_schema_says_what_may_be_null(db):
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    campaign = schema["components"]["schemas"]["Campaign"]["properties"]
+    delivery = schema["components"]["schemas"]["Delivery"]["properties"]
+    assert campaign["created_by"].get("nullable") is True
+    assert delivery["message"].get("nullable") is True
+    assert "/api/v1/campaigns/{slug}/preview/" in schema["paths"]
+    assert "put" not in schema["paths"]["/api/v1/campaigns/{slug}/"]
