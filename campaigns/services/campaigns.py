@@ -9,6 +9,7 @@ step is recorded the same way.
 
 import json
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -266,6 +267,20 @@ def _clean(campaign: Campaign) -> None:
             "invalid",
         )
     _channels_check(list(campaign.costs), field="costs")
+    for channel, cost in campaign.costs.items():
+        try:
+            amount = Decimal(str(cost))
+            valid = amount.is_finite() and amount >= 0
+        except InvalidOperation:
+            valid = False
+        if not valid:
+            raise field_error(
+                "costs",
+                _('The cost of %(channel)s must be an amount such as "0.07".'),
+                "invalid_cost",
+                channel=channel,
+            )
+        campaign.costs[channel] = str(cost)
     campaign.full_clean(
         exclude=["include_segments", "include_personas", "exclude_segments"]
     )

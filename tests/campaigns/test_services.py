@@ -113,6 +113,9 @@ def test_create_makes_a_draft_with_audience_and_messages(user):
         ({"recurrence": "RRULE:FREQ=NEVER"}, ("recurrence", "recurrence_invalid")),
         ({"holdout_percent": 95}, ("holdout_percent", "max_value")),
         ({"costs": {"fax": "1"}}, ("costs", "invalid_channel")),
+        ({"costs": {"sms": "cheap"}}, ("costs", "invalid_cost")),
+        ({"costs": {"sms": "-0.01"}}, ("costs", "invalid_cost")),
+        ({"costs": {"sms": "Infinity"}}, ("costs", "invalid_cost")),
     ],
 )
 def test_create_refuses_bad_input_by_field(user, fields, expected):
