@@ -22,26 +22,17 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from crm.errors import field_error
-from crm.models import Channel, Customer
+from crm.models import Channel
 from personas.models import Persona
 from segments.models import Segment, SegmentEvent
 
 from ..models import Campaign, CampaignChange, CampaignRun, Delivery, Message
 from ..personalisation import template_validate
 from ..recurrence import next_occurrence, recurrence_parse
+from .planning import preference_channels
 
 Status = Campaign.Status
 Kind = Campaign.Kind
-
-# A persona's preferred_channels use the customer's vocabulary; "phone" is no
-# campaign channel.
-PREFERRED_TO_CHANNEL = {
-    Customer.PreferredChannel.EMAIL: Channel.EMAIL,
-    Customer.PreferredChannel.SMS: Channel.SMS,
-    Customer.PreferredChannel.PUSH: Channel.PUSH,
-    Customer.PreferredChannel.SOCIAL: Channel.SOCIAL_ADS,
-    Customer.PreferredChannel.POST: Channel.POST,
-}
 
 # Fields that may change once a campaign is scheduled: none of them changes who
 # receives what, or when.
@@ -424,11 +415,7 @@ def _reachable_channels(campaign: Campaign) -> set[str]:
     for segment in campaign.include_segments.all():
         reachable.update(segment.channel_preference or [])
     for persona in campaign.include_personas.all():
-        reachable.update(
-            PREFERRED_TO_CHANNEL[c]
-            for c in persona.preferred_channels or []
-            if c in PREFERRED_TO_CHANNEL
-        )
+        reachable.update(preference_channels(persona.preferred_channels or []))
     return reachable
 
 
