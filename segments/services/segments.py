@@ -5,6 +5,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from crm.errors import field_error
+from crm.models import Channel
 
 from .. import hooks
 from ..compiler import rule_check, segment_references
@@ -70,6 +71,26 @@ def _recompute_start() -> None:
     segments_recompute_task.delay()
 
 
+def channel_preference_check(channels: Any) -> list[str]:
+    """The ordered channel list as stored, or a ValidationError naming the unknown."""
+    if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+        raise field_error(
+            "channel_preference",
+            _("Give the channels as a list of names."),
+            "invalid",
+        )
+    unknown = [channel for channel in channels if channel not in Channel.values]
+    if unknown:
+        raise field_error(
+            "channel_preference",
+            _("Unknown channel %(names)s; use %(allowed)s."),
+            "unknown_channel",
+            names=", ".join(unknown),
+            allowed=", ".join(Channel.values),
+        )
+    return list(dict.fromkeys(channels))
+
+
 @transaction.atomic
 def segment_create(
     *,
@@ -80,6 +101,7 @@ def segment_create(
     description: str = "",
     kind: str = Segment.Kind.OTHER,
     is_active: bool = True,
+    channel_preference: list[str] | None = None,
 ) -> Segment:
     """Create a segment and start computing its members once committed."""
     slug = slugify(slug or name)
@@ -96,6 +118,7 @@ def segment_create(
         kind=kind,
         rules=rules_from_input(rules=rules, query=query, own_slug=slug),
         is_active=is_active,
+        channel_preference=channel_preference_check(channel_preference or []),
     )
     segment.full_clean()
     segment.save()
@@ -108,7 +131,7 @@ def segment_update(
     *, segment: Segment, rules: Any = None, query: str | None = None, **fields: Any
 ) -> Segment:
     """Change a segment; a changed rule or activity recomputes its members."""
-    allowed = {"name", "description", "kind", "is_active"}
+    allowed = {"name", "description", "kind", "is_active", "channel_preference"}
     if set(fields) - allowed:
         raise TypeError(f"segment_update() got unknown fields {set(fields) - allowed}")
     recompute = False
@@ -118,6 +141,10 @@ def segment_update(
         segment.rules = new_rules
     if "is_active" in fields and fields["is_active"] != segment.is_active:
         recompute = True
+    if "channel_preference" in fields:
+        fields["channel_preference"] = channel_preference_check(
+            fields["channel_preference"]
+        )
     for name, value in fields.items():
         setattr(segment, name, value)
     segment.full_clean()

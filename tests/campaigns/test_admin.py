@@ -1,0 +1,430 @@
+"""The campaign admin as the Marketers role uses it: list, form, buttons, deliveries."""
+
+import pytest
+from django.contrib.messages import get_messages
+from django.urls import reverse
+from django.utils import timezone
+
+from campaigns.models import Campaign, CampaignChange, CampaignRun, Delivery, Message
+from crm.roles import CLERKS
+from personas.services import persona_create
+from segments.models import Segment
+from tests.conftest import user_in_group
+from tests.crm.factories import CustomerFactory
+from tests.segments.factories import SegmentFactory
+
+pytestmark = pytest.mark.django_db
+
+Status = Delivery.Status
+# Session, user, the marketer's two permission lookups, the filtered and the full
+# count, the page of campaigns, the three audience prefetches and one aggregate of
+# the page's deliveries per status.
+CHANGELIST_QUERIES = 11
+# Session, user, the campaign, its delivery counts, runs and history, the messages
+# (with their segment and persona), the audience's chosen options, the content type
+# the admin caches.
+CHANGE_PAGE_QUERIES = 16
+# Session, user, the marketer's two permission lookups, the choices of the
+# campaign, run and message filters, the count and the page of deliveries (with
+# campaign, run, customer and message).
+DELIVERY_LIST_QUERIES = 9
+
+
+def url(name: str, *args) -> str:
+    return reverse(f"admin:campaigns_{name}", args=args)
+
+
+def messages_of(response) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+@pytest.fixture
+def segment(db):
+    return SegmentFactory(name="Repeat buyers", slug="repeat-buyers")
+
+
+@pytest.fixture
+def campaign(segment):
+    campaign = Campaign.objects.create(
+        name="Spring sale", slug="spring-sale", channels=["email", "sms"]
+    )
+    campaign.include_segments.add(segment)
+    Message.objects.create(
+        campaign=campaign,
+        name="General",
+        channel="email",
+        subject="Spring sale, {{ first_name }}",
+        body_text="Everything 20% off this week.",
+    )
+    return campaign
+
+
+def deliveries_make(campaign: Campaign, statuses: dict[str, int]) -> CampaignRun:
+    """A run of `campaign` with `count` deliveries in each status."""
+    run = CampaignRun.objects.create(
+        campaign=campaign,
+        key=f"run-{CampaignRun.objects.count()}",
+        due_at=timezone.now(),
+    )
+    message = campaign.messages.first()
+    Delivery.objects.bulk_create(
+        Delivery(
+            campaign=campaign,
+            run=run,
+            customer=CustomerFactory(),
+            channel="email",
+            message=message,
+            status=status,
+            reason="email: the campaign's first channel",
+            planned_at=timezone.now(),
+        )
+        for status, count in statuses.items()
+        for _index in range(count)
+    )
+    return run
+
+
+def form_data(segment: Segment, **overrides) -> dict:
+    data = {
+        "name": "Summer sale",
+        "slug": "",
+        "description": "",
+        "kind": "one_off",
+        "include_segments": [segment.pk],
+        "include_personas": [],
+        "exclude_segments": [],
+        "holdout_percent": "10",
+        "channels": "email, sms",
+        "priority": "0",
+        "frequency_cap": "",
+        "frequency_window_days": "",
+        "send_at_0": "",
+        "send_at_1": "",
+        "recurrence": "",
+        "trigger_segment": "",
+        "trigger_delay_minutes": "0",
+        "trigger_reentry_days": "30",
+        "costs": "{}",
+        "attribution_days": "7",
+        "messages-TOTAL_FORMS": "1",
+        "messages-INITIAL_FORMS": "0",
+        "messages-MIN_NUM_FORMS": "0",
+        "messages-MAX_NUM_FORMS": "1000",
+        "messages-0-name": "General",
+        "messages-0-channel": "email",
+        "messages-0-segment": "",
+        "messages-0-persona": "",
+        "messages-0-weight": "1",
+        "messages-0-subject": "Summer is here, {{ first_name }}",
+        "messages-0-body_text": "Everything 20% off.",
+        "messages-0-body_html": "<p>Everything 20% off.</p>",
+    }
+    data.update(overrides)
+    return data
+
+
+# The list ----------------------------------------------------------------------
+
+
+def test_campaign_list_shows_counts_per_delivery_status_in_one_query_for_the_page(
+    marketer_client, campaign, segment, django_assert_max_num_queries
+):
+    deliveries_make(campaign, {Status.SENT: 3, Status.HELD_OUT: 2, Status.UNKNOWN: 1})
+    deliveries_make(campaign, {Status.SENT: 1, Status.PLANNED: 4})
+    # More campaigns on the page cost no more queries.
+    for index in range(5):
+        other = Campaign.objects.create(name=f"Other {index}", slug=f"other-{index}")
+        other.include_segments.add(segment)
+
+    with django_assert_max_num_queries(CHANGELIST_QUERIES):
+        response = marketer_client.get(url("campaign_changelist"))
+
+    assert response.status_code == 200
+    row = next(
+        result
+        for result in response.context["cl"].result_list
+        if result.pk == campaign.pk
+    )
+    assert row.delivery_counts["sent"] == 4
+    assert row.delivery_counts["held_out"] == 2
+    assert row.delivery_counts["unknown"] == 1
+    assert row.delivery_counts["planned"] == 4
+    assert row.delivery_counts["skipped"] == 0
+    content = response.text
+    assert "Repeat buyers" in content
+    assert f"campaign__id__exact={campaign.pk}&amp;status__exact=unknown" in content
+
+
+def test_campaign_list_filters_by_status_and_finds_by_name(marketer_client, campaign):
+    Campaign.objects.create(name="Old news", slug="old", status=Campaign.Status.SENT)
+
+    drafts = marketer_client.get(url("campaign_changelist") + "?status__exact=draft")
+    found = marketer_client.get(url("campaign_changelist") + "?q=old")
+
+    assert [c.name for c in drafts.context["cl"].result_list] == ["Spring sale"]
+    assert [c.name for c in found.context["cl"].result_list] == ["Old news"]
+
+
+# The form ----------------------------------------------------------------------
+
+
+def test_marketer_creates_a_campaign_with_its_messages(marketer_client, segment):
+    response = marketer_client.post(url("campaign_add"), form_data(segment))
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    campaign = Campaign.objects.get(name="Summer sale")
+    assert campaign.slug == "summer-sale"
+    assert campaign.status == Campaign.Status.DRAFT
+    assert campaign.channels == ["email", "sms"]
+    assert list(campaign.include_segments.all()) == [segment]
+    assert campaign.created_by.username == "marketer"
+    message = campaign.messages.get()
+    assert (message.name, message.channel, message.body_html) == (
+        "General",
+        "email",
+        "<p>Everything 20% off.</p>",
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "error"),
+    [
+        ({"channels": "email, fax"}, "channels", "Unknown channel fax"),
+        ({"include_segments": []}, "include_segments", "at least one segment"),
+    ],
+)
+def test_campaign_form_refuses_what_cannot_be_sent(
+    marketer_client, segment, overrides, field, error
+):
+    response = marketer_client.post(
+        url("campaign_add"), form_data(segment, **overrides)
+    )
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert error in " ".join(errors[field])
+    assert not Campaign.objects.filter(name="Summer sale").exists()
+
+
+def test_a_message_is_for_a_segment_or_a_persona_not_both(marketer_client, segment):
+    persona = persona_create(name="Sarah", query='city = "delft"')
+
+    response = marketer_client.post(
+        url("campaign_add"),
+        form_data(
+            segment,
+            **{
+                "messages-0-segment": str(segment.pk),
+                "messages-0-persona": str(persona.pk),
+            },
+        ),
+    )
+
+    assert response.status_code == 200
+    inline = response.context["inline_admin_formsets"][0].formset
+    assert "one segment or one persona" in str(inline.errors)
+
+
+def test_channels_keep_their_order_on_the_change_page(marketer_client, campaign):
+    response = marketer_client.get(url("campaign_change", campaign.pk))
+
+    assert 'value="email, sms"' in response.text
+
+
+def test_change_page_shows_counts_runs_and_history(
+    marketer_client, campaign, django_assert_max_num_queries
+):
+    deliveries_make(campaign, {Status.SENT: 2, Status.SKIPPED: 1})
+    CampaignChange.objects.create(
+        campaign=campaign, action="schedule", details={"send_at": "tomorrow"}
+    )
+
+    with django_assert_max_num_queries(CHANGE_PAGE_QUERIES):
+        response = marketer_client.get(url("campaign_change", campaign.pk))
+
+    assert response.status_code == 200
+    content = response.text
+    assert 'id="campaign-count-sent">2<' in content
+    assert 'id="campaign-count-skipped">1<' in content
+    assert "send_at: tomorrow" in content
+    assert "run-0" in content
+
+
+def test_a_sent_campaign_keeps_its_audience_and_messages(
+    marketer_client, campaign, segment
+):
+    campaign.status = Campaign.Status.SENT
+    campaign.save(update_fields=["status"])
+    other = SegmentFactory(name="Lapsed", slug="lapsed")
+
+    page = marketer_client.get(url("campaign_change", campaign.pk))
+    response = marketer_client.post(
+        url("campaign_change", campaign.pk),
+        {
+            "name": "Spring sale (renamed)",
+            "description": "",
+            "include_segments": [other.pk],
+            "channels": "post",
+            "priority": "0",
+            "frequency_cap": "",
+            "frequency_window_days": "",
+            "send_at_0": "",
+            "send_at_1": "",
+            "recurrence": "",
+            "trigger_delay_minutes": "0",
+            "trigger_reentry_days": "30",
+            "costs": "{}",
+            "attribution_days": "7",
+            # The page still carries the messages' management form.
+            "messages-TOTAL_FORMS": "1",
+            "messages-INITIAL_FORMS": "1",
+            "messages-MIN_NUM_FORMS": "0",
+            "messages-MAX_NUM_FORMS": "1000",
+            "messages-0-id": str(campaign.messages.get().pk),
+            "messages-0-campaign": str(campaign.pk),
+            "messages-0-body_text": "Changed after sending",
+        },
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert 'id="campaign-locked"' in page.text
+    assert "id_include_segments" not in page.text
+    assert "messages-0-body_text" not in page.text
+    campaign.refresh_from_db()
+    assert campaign.name == "Spring sale (renamed)"
+    assert list(campaign.include_segments.all()) == [segment]
+    assert campaign.channels == ["email", "sms"]
+    assert campaign.messages.get().body_text == "Everything 20% off this week."
+
+
+def test_only_a_draft_may_be_deleted(marketer_client, campaign):
+    scheduled = Campaign.objects.create(
+        name="Scheduled", slug="scheduled", status=Campaign.Status.SCHEDULED
+    )
+
+    assert marketer_client.get(url("campaign_delete", campaign.pk)).status_code == 200
+    assert marketer_client.get(url("campaign_delete", scheduled.pk)).status_code == 403
+
+
+# Deliveries, runs and the change log ------------------------------------------
+
+
+def test_deliveries_list_filters_by_campaign_and_status_and_links_the_customer(
+    marketer_client, campaign, django_assert_max_num_queries
+):
+    run = deliveries_make(campaign, {Status.SENT: 3, Status.SKIPPED: 2})
+    deliveries_make(campaign, {Status.SKIPPED: 1})
+    other = Campaign.objects.create(name="Other", slug="other")
+    deliveries_make(other, {Status.SKIPPED: 4})
+    skipped = Delivery.objects.filter(run=run, status=Status.SKIPPED).first()
+
+    with django_assert_max_num_queries(DELIVERY_LIST_QUERIES):
+        response = marketer_client.get(
+            url("delivery_changelist")
+            + f"?campaign__id__exact={campaign.pk}&status__exact=skipped"
+            + f"&run={run.pk}"
+        )
+
+    assert response.status_code == 200
+    assert {d.status for d in response.context["cl"].result_list} == {"skipped"}
+    assert len(response.context["cl"].result_list) == 2
+    assert response.context["cl"].result_count == 2
+    assert reverse("admin:crm_customer_change", args=[skipped.customer_id]) in (
+        response.text
+    )
+    assert "the campaign&#x27;s first channel" in response.text
+
+
+def test_deliveries_runs_and_changes_are_read_only(marketer_client, campaign):
+    run = deliveries_make(campaign, {Status.SENT: 1})
+    delivery = Delivery.objects.get()
+
+    assert marketer_client.get(url("delivery_add")).status_code == 403
+    assert marketer_client.get(url("campaignrun_add")).status_code == 403
+    assert marketer_client.get(url("campaignchange_add")).status_code == 403
+    assert marketer_client.get(url("delivery_change", delivery.pk)).status_code == 200
+    assert marketer_client.get(url("campaignrun_change", run.pk)).status_code == 200
+    response = marketer_client.post(
+        url("delivery_change", delivery.pk), {"status": "planned"}
+    )
+    assert response.status_code == 403
+    delivery.refresh_from_db()
+    assert delivery.status == Status.SENT
+
+
+def test_run_list_counts_each_runs_deliveries(marketer_client, campaign):
+    run = deliveries_make(campaign, {Status.SENT: 2, Status.HELD_OUT: 1})
+
+    response = marketer_client.get(url("campaignrun_changelist"))
+
+    assert response.status_code == 200
+    assert f'?run={run.pk}">3<' in response.text
+
+
+# Who may ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["campaign_changelist", "campaign_add", "delivery_changelist"]
+)
+def test_marketer_opens_the_campaign_pages(marketer_client, campaign, name):
+    assert marketer_client.get(url(name)).status_code == 200
+
+
+def test_marketer_opens_a_campaign(marketer_client, campaign):
+    assert marketer_client.get(url("campaign_change", campaign.pk)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "name", ["campaign_changelist", "campaign_add", "delivery_changelist"]
+)
+def test_clerk_may_not_open_the_campaign_pages(client, campaign, name):
+    client.force_login(user_in_group("clerk-staff", CLERKS, is_staff=True))
+
+    assert client.get(url(name)).status_code == 403
+    assert client.get(url("campaign_change", campaign.pk)).status_code == 403
+
+
+# Segments and personas carry a channel preference ------------------------------
+
+
+def test_segment_admin_edits_the_channel_preference_in_order(marketer_client, segment):
+    response = marketer_client.post(
+        reverse("admin:segments_segment_change", args=[segment.pk]),
+        {
+            "name": segment.name,
+            "kind": segment.kind,
+            "description": "",
+            "is_active": "on",
+            "query": "orders >= 1",
+            "rules": "",
+            "channel_preference": "push, email, push",
+        },
+    )
+
+    assert response.status_code == 302
+    segment.refresh_from_db()
+    assert segment.channel_preference == ["push", "email"]
+    page = marketer_client.get(
+        reverse("admin:segments_segment_change", args=[segment.pk])
+    )
+    assert 'value="push, email"' in page.text
+
+
+def test_segment_admin_refuses_an_unknown_channel(marketer_client, segment):
+    response = marketer_client.post(
+        reverse("admin:segments_segment_change", args=[segment.pk]),
+        {
+            "name": segment.name,
+            "kind": segment.kind,
+            "is_active": "on",
+            "query": "orders >= 1",
+            "rules": "",
+            "channel_preference": "email, telegram",
+        },
+    )
+
+    assert response.status_code == 200
+    assert "Unknown channel telegram" in response.text
+    segment.refresh_from_db()
+    assert segment.channel_preference == []
