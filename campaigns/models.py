@@ -147,6 +147,9 @@ class Campaign(models.Model):
     # Salts the stable hashes that pick the control group and the message variant,
     # so two campaigns do not hold back the same customers.
     salt = models.CharField(max_length=8, default=campaign_salt, editable=False)
+    # The last segment entry (SegmentEvent id) a triggered campaign has planned
+    # for: entries after it are still to greet.
+    trigger_cursor = models.BigIntegerField(default=0, editable=False)
     # The next moment beat should plan a run (one-off send, next recurrence).
     next_run_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_by = models.ForeignKey(

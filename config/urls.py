@@ -13,9 +13,12 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("desk/", include("crm.desk.urls")),
+    # The unsubscribe, open and click links in campaign email: short, public.
+    path("c/", include("campaigns.urls")),
     path("api/v1/", include("crm.api.urls")),
     path("api/v1/", include("segments.api.urls")),
     path("api/v1/", include("personas.api.urls")),
+    path("api/v1/", include("campaigns.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "api/docs/",

@@ -661,6 +661,9 @@ class Contact(models.Model):
         REVIEW = "review", _("Product review")
         SOCIAL_MENTION = "social_mention", _("Social media mention")
         UNSUBSCRIBE = "unsubscribe", _("Unsubscribed")
+        # Campaign messages the customer received (campaigns records them).
+        MESSAGE_RECEIVED = "message_received", _("Campaign message received")
+        EMAIL_BOUNCE = "email_bounce", _("Email bounced")
         PROFILE_UPDATE = "profile_update", _("Profile updated")
 
     class ContactChannel(models.TextChoices):
@@ -671,6 +674,7 @@ class Contact(models.Model):
         PHONE = "phone", _("Phone")
         SOCIAL = "social", _("Social media")
         APP = "app", _("App")
+        POST = "post", _("Post")
 
     # No index of its own: the composite index below starts with it (one index
     # fewer to write on every sale).

@@ -35,3 +35,9 @@ recompute_finished = Hook("recompute_finished")
 # the things whose rules refer to the segment ("persona weekend-shoppers"); any name
 # makes the deletion an error that lists them.
 segment_references_found = Hook("segment_references_found")
+
+# Called with `segment_ids` (the segments customers entered) after entries were
+# recorded as SegmentEvent rows, inside that transaction: by a batch and by a
+# whole-base range that tracks history. Receivers defer their work to
+# `transaction.on_commit` (triggered campaigns greet the new members).
+segment_entries_recorded = Hook("segment_entries_recorded")

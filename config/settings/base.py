@@ -202,6 +202,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "crm.tasks.idempotency_purge_task",
         "schedule": crontab(hour=4, minute=30),
     },
+    # Campaign runs, triggered entries and lost sends; long schedules live in the
+    # database (Campaign.next_run_at), never in Celery ETAs.
+    "campaigns-tick": {"task": "campaigns.tasks.campaigns_tick_task", "schedule": 60.0},
     # Webhook retries are due rows; a delivery's first attempt is enqueued on commit.
     "webhooks-due": {
         "task": "crm.webhooks.tasks.webhook_deliveries_due_task",
@@ -306,6 +309,10 @@ SPECTACULAR_SETTINGS = {
         "SegmentEventCauseEnum": "segments.models.SegmentEvent.Cause",
         "PersonaStatusEnum": "personas.models.Persona.Status",
         "PersonaLevelEnum": "personas.models.Persona.Level",
+        "PersonaContactChannelEnum": "personas.forms.CONTACT_CHANNELS",
+        "CampaignKindEnum": "campaigns.models.Campaign.Kind",
+        "CampaignStatusEnum": "campaigns.models.Campaign.Status",
+        "DeliveryStatusEnum": "campaigns.models.Delivery.Status",
     },
 }
 

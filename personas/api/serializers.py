@@ -64,6 +64,12 @@ class PersonaSerializer(serializers.ModelSerializer):
     preferred_channels = serializers.ListField(
         child=serializers.ChoiceField(choices=CONTACT_CHANNELS), read_only=True
     )
+    channel_preference = serializers.ListField(
+        source="preferred_channels",
+        child=serializers.ChoiceField(choices=CONTACT_CHANNELS),
+        read_only=True,
+        help_text=_("The same list as preferred_channels, named as on segments."),
+    )
     sources = serializers.ListField(
         child=serializers.ChoiceField(choices=Persona.Source.choices), read_only=True
     )
@@ -80,6 +86,7 @@ class PersonaSerializer(serializers.ModelSerializer):
             "rules",
             "query",
             *TRAIT_FIELDS,
+            "channel_preference",
             "customers",
             "created_at",
             "updated_at",
@@ -105,6 +112,10 @@ class PersonaInputSerializer(serializers.ModelSerializer):
     preferred_channels = _channel_list(
         CONTACT_CHANNELS, _("Contact channels in order of preference.")
     )
+    channel_preference = _channel_list(
+        CONTACT_CHANNELS,
+        _("Another name of preferred_channels (as on segments); give one of them."),
+    )
     sources = serializers.ListField(
         child=serializers.ChoiceField(choices=Persona.Source.choices),
         max_length=len(Persona.Source.choices),
@@ -114,10 +125,33 @@ class PersonaInputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Persona
-        fields = ["name", "slug", "status", "priority", "rules", "query", *TRAIT_FIELDS]
+        fields = [
+            "name",
+            "slug",
+            "status",
+            "priority",
+            "rules",
+            "query",
+            *TRAIT_FIELDS,
+            "channel_preference",
+        ]
         extra_kwargs = {"status": {"required": False}}
 
     def validate(self, attrs):
+        if "channel_preference" in attrs:
+            alias = attrs.pop("channel_preference")
+            if attrs.setdefault("preferred_channels", alias) != alias:
+                raise serializers.ValidationError(
+                    {
+                        "channel_preference": serializers.ErrorDetail(
+                            _(
+                                "channel_preference and preferred_channels are the "
+                                "same list; give one of them."
+                            ),
+                            code="alias_conflict",
+                        )
+                    }
+                )
         for name in ("buying_channels", "preferred_channels", "sources"):
             if name in attrs:
                 attrs[name] = list(dict.fromkeys(attrs[name]))

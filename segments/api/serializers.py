@@ -7,7 +7,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from crm.models import Customer
+from crm.models import Channel, Customer
 
 from ..models import Segment, SegmentEvent
 
@@ -32,6 +32,7 @@ class SegmentSerializer(serializers.ModelSerializer):
             "rules",
             "query",
             "is_active",
+            "channel_preference",
             "size",
             "last_computed_at",
             "created_at",
@@ -52,6 +53,15 @@ class SegmentInputSerializer(serializers.Serializer):
     rules = serializers.JSONField(required=False)
     query = serializers.CharField(max_length=10_000, required=False)
     is_active = serializers.BooleanField(required=False)
+    channel_preference = serializers.ListField(
+        child=serializers.ChoiceField(choices=Channel.choices),
+        max_length=len(Channel.choices),
+        required=False,
+        help_text=_(
+            "Channels to reach the members on, in order; campaigns use the first "
+            "that reaches a customer."
+        ),
+    )
 
 
 class SegmentPreviewInputSerializer(serializers.Serializer):

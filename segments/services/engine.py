@@ -219,6 +219,8 @@ def memberships_refresh(
         ]
     )
     segment_events_emit(events=events)
+    if entered:
+        hooks.segment_entries_recorded.send(segment_ids={s for _c, s in entered})
     deltas: dict[int, int] = defaultdict(int)
     for _c, s in entered:
         deltas[s] += 1
@@ -614,6 +616,7 @@ def _apply(
             """,
             [cause, at, *tracked, run],
         )
+        hooks.segment_entries_recorded.send(segment_ids=set(tracked))
     cursor.execute(
         f"""
         UPDATE {t["state"]} SET rules_version = %s, segment_ids = e.segment_ids,

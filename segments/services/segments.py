@@ -51,6 +51,20 @@ def rules_from_input(
         ) from None
 
 
+def channel_preference_check(channels: Any) -> list[str]:
+    """An ordered list of campaign channels, each once."""
+    if not isinstance(channels, list | tuple) or any(
+        c not in Channel.values for c in channels
+    ):
+        raise field_error(
+            "channel_preference",
+            _("List channels in order of preference, from: %(choices)s."),
+            "invalid_channel",
+            choices=", ".join(Channel.values),
+        )
+    return list(dict.fromkeys(channels))
+
+
 def recompute_later() -> None:
     """Recompute every segment's members once the transaction commits.
 
@@ -69,26 +83,6 @@ def _recompute_start() -> None:
     from ..tasks import segments_recompute_task
 
     segments_recompute_task.delay()
-
-
-def channel_preference_check(channels: Any) -> list[str]:
-    """The ordered channel list as stored, or a ValidationError naming the unknown."""
-    if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
-        raise field_error(
-            "channel_preference",
-            _("Give the channels as a list of names."),
-            "invalid",
-        )
-    unknown = [channel for channel in channels if channel not in Channel.values]
-    if unknown:
-        raise field_error(
-            "channel_preference",
-            _("Unknown channel %(names)s; use %(allowed)s."),
-            "unknown_channel",
-            names=", ".join(unknown),
-            allowed=", ".join(Channel.values),
-        )
-    return list(dict.fromkeys(channels))
 
 
 @transaction.atomic

@@ -1,0 +1,566 @@
+"""Planning a run: one Delivery row per recipient, decided in SQL.
+
+For every customer of the audience one statement decides, in this order:
+
+1. the control group: a stable salted hash of (campaign, customer) below the
+   holdout percent holds the customer back (`held_out`), whatever their channels,
+   so the two groups compare like with like;
+2. the channel: the first channel that reaches the customer (a current consent
+   grant and an address, `crm.querysets.channel_address`) from the customer's own
+   preferred channel, then their persona's preference, then the preference of the
+   first included segment they are in that has one, then the campaign's order; no
+   channel: `skipped` with what was missing;
+3. the frequency cap: customers who already have as many marketing messages in the
+   window (from campaigns of the same or a higher priority) are `skipped`;
+4. quiet hours: a message due in the customer's quiet hours (home store's time
+   zone, else the shop's) is `deferred` to their end.
+
+A second statement picks each message: the variant for the customer's persona on
+that channel, else for one of their segments, else the general one; among several,
+weighted by a second stable hash. `reason` says in words which rule picked what.
+
+The rows are written with `INSERT ... SELECT` from the ORM's own query (one
+statement for the whole base instead of a row per customer from Python), and the
+unique (campaign, run, customer) key makes planning a run twice harmless.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import (
+    BigIntegerField,
+    CharField,
+    Count,
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models import Case as SqlCase
+from django.db.models.functions import Cast, Coalesce, Concat
+from django.utils import timezone
+
+from crm.models import Channel, Consent, Customer, Store
+from personas.models import Persona, PersonaAssignment
+from segments.models import CustomerSegmentState, Segment
+
+from ..models import Campaign, CampaignRun, Delivery, Message
+from ..quiet_hours import quiet_hours_end
+
+# Statuses that count against the frequency cap: messages sent or on their way.
+CAPPED_STATUSES = (
+    Delivery.Status.PLANNED,
+    Delivery.Status.DEFERRED,
+    Delivery.Status.SENDING,
+    Delivery.Status.SENT,
+)
+# Channels where the quiet hours apply: the ones that reach a person at once.
+# An audience upload and a letter disturb nobody at night.
+QUIET_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.PUSH)
+
+# The customer's and the persona's preferences name contact channels; these are
+# the campaign channels they mean ("phone" calls are not sent by campaigns).
+PREFERENCE_CHANNELS = {
+    "email": Channel.EMAIL,
+    "sms": Channel.SMS,
+    "push": Channel.PUSH,
+    "social": Channel.SOCIAL_ADS,
+    "social_ads": Channel.SOCIAL_ADS,
+    "post": Channel.POST,
+}
+
+MISSING_ADDRESS = {
+    Channel.EMAIL: "no email address",
+    Channel.SMS: "no phone number",
+    Channel.PUSH: "no device token",
+    Channel.SOCIAL_ADS: "no email address or phone number",
+    Channel.POST: "no postal address",
+}
+
+
+def preference_channels(names: list[str]) -> list[str]:
+    """The campaign channels a stored preference names, in order, once each."""
+    channels = (PREFERENCE_CHANNELS.get(name) for name in names)
+    return list(dict.fromkeys(channel for channel in channels if channel))
+
+
+def stable_hash(salt: int, stream: int, column: str = "id") -> ExpressionWrapper:
+    """A number in [0, 2^31) from the customer id and a salt, the same on every run
+    and database: a multiply-add, a squaring (which breaks the regular steps a
+    multiply-add leaves between neighbouring ids) and another multiply-add, modulo
+    primes below 2^31 so that every intermediate fits 64-bit integer arithmetic
+    (bitwise operators are spelt differently on each database). `stream` separates
+    independent draws (control group, message) of one salt."""
+    salt %= 2147483647
+    value = Cast(F(column), BigIntegerField())
+    first = (value * 1103515245 + salt + stream * 7919) % 2147483647
+    squared = (first * first + salt) % 2147483629
+    mixed = (squared * 1664525 + stream) % 2147483587
+    return ExpressionWrapper(mixed, output_field=BigIntegerField())
+
+
+HOLDOUT_STREAM = 1
+MESSAGE_STREAM = 2
+
+
+@dataclass
+class Audience:
+    """What planning needs to know about a campaign, read once."""
+
+    campaign: Campaign
+    include_segments: list[Segment]
+    include_personas: list[int]
+    exclude_segments: list[int]
+    personas: dict[int, Persona]
+    messages: list[Message]
+    cap: int
+    window: timedelta
+
+    @property
+    def channels(self) -> list[str]:
+        """Every channel some rule may pick for this campaign."""
+        listed = [
+            *self.campaign.channels,
+            *PREFERENCE_CHANNELS.values(),
+        ]
+        return list(dict.fromkeys(channel for channel in listed if channel))
+
+
+def audience_load(campaign: Campaign) -> Audience:
+    through = Campaign.include_segments.through
+    included_ids = list(
+        through.objects.filter(campaign=campaign)
+        .order_by("id")
+        .values_list("segment_id", flat=True)
+    )
+    segments = Segment.objects.in_bulk(included_ids)
+    persona_ids = list(campaign.include_personas.values_list("id", flat=True))
+    return Audience(
+        campaign=campaign,
+        include_segments=[segments[pk] for pk in included_ids],
+        include_personas=persona_ids,
+        exclude_segments=list(campaign.exclude_segments.values_list("id", flat=True)),
+        personas={
+            p.pk: p for p in Persona.objects.filter(status=Persona.Status.ACTIVE)
+        },
+        messages=list(campaign.messages.order_by("id")),
+        cap=campaign.frequency_cap or settings.CAMPAIGN_FREQUENCY_CAP,
+        window=timedelta(
+            days=campaign.frequency_window_days
+            or settings.CAMPAIGN_FREQUENCY_WINDOW_DAYS
+        ),
+    )
+
+
+def _in_segment(segment_id: int) -> Q:
+    return Q(segment_state__segment_ids__includes=segment_id)
+
+
+def audience_customers(audience: Audience, customer_ids=None):
+    """The audience's customers: in an included segment or persona, in no excluded
+    segment, not erased."""
+    included = Q(pk__in=[])
+    for segment in audience.include_segments:
+        included |= _in_segment(segment.pk)
+    if audience.include_personas:
+        included |= Q(persona_assignment__persona_id__in=audience.include_personas)
+    queryset = Customer.objects.filter(included, erased_at__isnull=True)
+    for segment_id in audience.exclude_segments:
+        queryset = queryset.exclude(_in_segment(segment_id))
+    if customer_ids is not None:
+        queryset = queryset.filter(pk__in=customer_ids)
+    return queryset.order_by()
+
+
+def _why_not(channel: str) -> SqlCase:
+    """Why `channel` does not reach the customer, in words."""
+    return SqlCase(
+        When(
+            ~Q(**{f"{channel}_consent": Consent.Status.GRANTED})
+            | Q(**{f"{channel}_consent__isnull": True}),
+            then=Value(f"{channel}: no consent"),
+        ),
+        default=Value(f"{channel}: {MISSING_ADDRESS[channel]}"),
+        output_field=CharField(),
+    )
+
+
+def _pick(condition: Q, channel: str, reason: list) -> tuple[When, When]:
+    """The pair of branches for "this source picks `channel`": the channel and
+    its reason, under the same condition."""
+    parts = [Value(part) if isinstance(part, str) else part for part in reason]
+    text = Concat(*parts, output_field=CharField()) if len(parts) > 1 else parts[0]
+    return (
+        When(condition & Q(**{f"{channel}_reachable": True}), then=Value(channel)),
+        When(condition & Q(**{f"{channel}_reachable": True}), then=text),
+    )
+
+
+def _list_text(channels: list[str]) -> str:
+    return ", then ".join(channels)
+
+
+def _source_branches(
+    condition: Q, channels: list[str], describe: str
+) -> list[tuple[When, When]]:
+    """Branches for one source's ordered list: the first reachable channel wins;
+    the reason names the source and why each earlier channel did not reach."""
+    branches = []
+    for index, channel in enumerate(channels):
+        reason: list = [f"{channel}: {describe} {_list_text(channels)}"]
+        for earlier in channels[:index]:
+            reason += ["; ", _why_not(earlier)]
+        branches.append(_pick(condition, channel, reason))
+    return branches
+
+
+def channel_choice(audience: Audience) -> tuple[SqlCase, SqlCase]:
+    """The channel of each customer and its reason, as two CASE expressions whose
+    branches run in the order of the sources (first match wins)."""
+    branches: list[tuple[When, When]] = []
+    for name, channel in PREFERENCE_CHANNELS.items():
+        if name == "social_ads":
+            continue
+        branches.append(
+            _pick(
+                Q(preferred_channel=name),
+                channel,
+                [f"{channel}: the customer's own preference"],
+            )
+        )
+    for persona in audience.personas.values():
+        channels = preference_channels(persona.preferred_channels)
+        if channels:
+            branches += _source_branches(
+                Q(persona_assignment__persona_id=persona.pk),
+                channels,
+                f"persona {persona.name} prefers",
+            )
+    earlier_segments = Q(pk__in=[])
+    for segment in audience.include_segments:
+        channels = preference_channels(segment.channel_preference)
+        if not channels:
+            continue
+        branches += _source_branches(
+            _in_segment(segment.pk) & ~earlier_segments,
+            channels,
+            f"segment {segment.name} prefers",
+        )
+        earlier_segments |= _in_segment(segment.pk)
+    default = [c for c in audience.campaign.channels if c in MISSING_ADDRESS]
+    branches += _source_branches(Q(), default, "the campaign's order:")
+
+    tried = default or list(MISSING_ADDRESS)
+    why_none: list = ["no channel reaches this customer"]
+    for channel in tried:
+        why_none += ["; ", _why_not(channel)]
+    channel = SqlCase(
+        *(pair[0] for pair in branches), default=Value(""), output_field=CharField()
+    )
+    reason = SqlCase(
+        *(pair[1] for pair in branches),
+        default=Concat(*[Value(p) if isinstance(p, str) else p for p in why_none]),
+        output_field=CharField(),
+    )
+    return channel, reason
+
+
+def _zones() -> list[str]:
+    zones = set(Store.objects.values_list("time_zone", flat=True).distinct())
+    zones.add(settings.TIME_ZONE)
+    return sorted(zones)
+
+
+def send_time(due: datetime) -> SqlCase:
+    """When a message due at `due` goes to each customer: `due`, or the end of
+    their quiet hours (worked out in Python per time zone, of which there are a
+    handful, and chosen per customer in SQL)."""
+    zone = Coalesce(F("home_store__time_zone"), Value(settings.TIME_ZONE))
+    whens = []
+    for name in _zones():
+        wake = quiet_hours_end(due, ZoneInfo(name))
+        if wake != due:
+            whens.append(When(Q(zone=name), then=Value(wake)))
+    return zone, SqlCase(*whens, default=Value(due), output_field=DateTimeField())
+
+
+def recent_messages(audience: Audience, due: datetime) -> Subquery:
+    """Marketing messages the customer has in the cap's window from campaigns that
+    rank as high as this one."""
+    recent = (
+        Delivery.objects.filter(
+            customer=OuterRef("pk"),
+            status__in=CAPPED_STATUSES,
+            planned_at__gt=due - audience.window,
+            planned_at__lt=due + audience.window,
+            campaign__priority__gte=audience.campaign.priority,
+        )
+        .exclude(campaign=audience.campaign)
+        .order_by()
+        .values("customer")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(recent, output_field=IntegerField()), Value(0))
+
+
+# The annotations planning selects and the Delivery columns they fill.
+PLAN_COLUMNS = {
+    "d_campaign": "campaign_id",
+    "d_customer": "customer_id",
+    "d_run": "run_id",
+    "d_status": "status",
+    "d_reason": "reason",
+    "d_channel": "channel",
+    "d_planned": "planned_at",
+}
+
+
+def plan_queryset(
+    audience: Audience, run: CampaignRun, customer_ids=None, due: datetime | None = None
+):
+    """The audience annotated with everything a Delivery row holds."""
+    campaign = audience.campaign
+    due = due or run.due_at
+    queryset = audience_customers(audience, customer_ids).with_reach(audience.channels)
+    channel, reason = channel_choice(audience)
+    zone, wake = send_time(due)
+    holdout = Q(holdout_hash__lt=campaign.holdout_percent)
+    quiet = Q(chosen__in=QUIET_CHANNELS) & ~Q(wake=due)
+    queryset = queryset.annotate(
+        holdout_hash=stable_hash(campaign.salt_number, HOLDOUT_STREAM) % 100,
+        chosen=channel,
+        why=reason,
+        zone=zone,
+        recent=recent_messages(audience, due),
+    ).annotate(wake=wake)
+    cap_text = (
+        f"frequency cap: already {audience.cap} marketing messages within "
+        f"{audience.window.days} days"
+    )
+    return queryset.annotate(
+        d_campaign=Value(campaign.pk),
+        d_customer=F("id"),
+        d_run=Value(run.pk),
+        d_status=SqlCase(
+            When(holdout, then=Value(Delivery.Status.HELD_OUT)),
+            When(chosen="", then=Value(Delivery.Status.SKIPPED)),
+            When(recent__gte=audience.cap, then=Value(Delivery.Status.SKIPPED)),
+            When(quiet, then=Value(Delivery.Status.DEFERRED)),
+            default=Value(Delivery.Status.PLANNED),
+            output_field=CharField(),
+        ),
+        d_reason=SqlCase(
+            When(
+                holdout,
+                then=Concat(
+                    Value(f"control group ({campaign.holdout_percent} %)"),
+                    SqlCase(
+                        When(~Q(chosen=""), then=Concat(Value(": would get "), "why")),
+                        default=Value(""),
+                        output_field=CharField(),
+                    ),
+                ),
+            ),
+            When(chosen="", then=F("why")),
+            When(recent__gte=audience.cap, then=Value(cap_text)),
+            When(
+                quiet,
+                then=Concat(
+                    F("why"),
+                    Value("; quiet hours until the morning"),
+                ),
+            ),
+            default=F("why"),
+            output_field=CharField(),
+        ),
+        d_channel=SqlCase(
+            When(holdout, then=F("chosen")),
+            When(Q(chosen="") | Q(recent__gte=audience.cap), then=Value("")),
+            default=F("chosen"),
+            output_field=CharField(),
+        ),
+        # Skipped rows keep the due time; the control group keeps the time it
+        # would have been sent, which its conversions are counted from.
+        d_planned=SqlCase(
+            When(
+                ~holdout & (Q(chosen="") | Q(recent__gte=audience.cap)),
+                then=Value(due),
+            ),
+            When(quiet, then=F("wake")),
+            default=Value(due),
+            output_field=DateTimeField(),
+        ),
+    ).values(*PLAN_COLUMNS)
+
+
+def _insert_rows(queryset) -> int:
+    """INSERT ... SELECT of the planned rows: one statement for the whole audience
+    (the ORM cannot insert from a query). Rows already planned for the run stay as
+    they are: the unique key turns a second planning into a no-op."""
+    table = Delivery._meta.db_table
+    select, params = queryset.query.sql_with_params()
+    # Columns are taken from the subquery by their aliases, whatever order the
+    # ORM selects them in; the columns every new row starts with are literals.
+    # ("WHERE true" lets SQLite tell the upsert clause from a join constraint.)
+    sql = (
+        f"INSERT INTO {table} ({', '.join(PLAN_COLUMNS.values())}, "
+        "attempts, provider_message_id, error) "
+        f"SELECT {', '.join(f'q.{alias}' for alias in PLAN_COLUMNS)}, 0, '', '' "
+        f"FROM ({select}) q "
+        "WHERE true ON CONFLICT (campaign_id, run_id, customer_id) DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _message_conditions(audience: Audience):
+    """(condition on a delivery row, messages) pairs, most specific first."""
+    by_channel: dict[str, dict] = {}
+    for message in audience.messages:
+        slot = by_channel.setdefault(
+            message.channel, {"persona": {}, "segment": {}, "general": []}
+        )
+        if message.persona_id:
+            slot["persona"].setdefault(message.persona_id, []).append(message)
+        elif message.segment_id:
+            slot["segment"].setdefault(message.segment_id, []).append(message)
+        else:
+            slot["general"].append(message)
+    for channel, slot in by_channel.items():
+        for persona_id, messages in slot["persona"].items():
+            yield (
+                Q(channel=channel)
+                & Exists(
+                    PersonaAssignment.objects.filter(
+                        customer=OuterRef("customer_id"), persona_id=persona_id
+                    )
+                ),
+                messages,
+            )
+        for segment_id, messages in slot["segment"].items():
+            yield (
+                Q(channel=channel)
+                & Exists(
+                    CustomerSegmentState.objects.filter(
+                        customer=OuterRef("customer_id"),
+                        segment_ids__includes=segment_id,
+                    )
+                ),
+                messages,
+            )
+        if slot["general"]:
+            yield Q(channel=channel), slot["general"]
+
+
+def messages_assign(audience: Audience, run: CampaignRun) -> int:
+    """Give each row of the run with a channel its message, in one UPDATE."""
+    deliveries = Delivery.objects.filter(run=run, message__isnull=True).exclude(
+        channel=""
+    )
+    salt = audience.campaign.salt_number
+    whens, draws = [], {}
+    for condition, messages in _message_conditions(audience):
+        total = sum(message.weight for message in messages)
+        # One draw per total weight, so variants of equal weight split evenly.
+        name = draws.setdefault(total, f"draw_{total}")
+        upto = 0
+        for message in messages:
+            upto += message.weight
+            whens.append(
+                When(condition & Q(**{f"{name}__lt": upto}), then=Value(message.pk))
+            )
+    if not whens:
+        return 0
+    draw_of = {
+        name: stable_hash(salt, MESSAGE_STREAM, "customer_id") % total
+        for total, name in draws.items()
+    }
+    return deliveries.alias(**draw_of).update(
+        message=SqlCase(*whens, default=None, output_field=BigIntegerField())
+    )
+
+
+def no_message_skip(run: CampaignRun) -> int:
+    """Rows whose channel has no message of the campaign are skipped, with why."""
+    return (
+        Delivery.objects.filter(
+            run=run,
+            message__isnull=True,
+            status__in=[Delivery.Status.PLANNED, Delivery.Status.DEFERRED],
+        )
+        .exclude(channel="")
+        .update(
+            status=Delivery.Status.SKIPPED,
+            reason=Concat(
+                F("reason"), Value("; but the campaign has no message for it")
+            ),
+        )
+    )
+
+
+@transaction.atomic
+def run_plan(
+    *, run: CampaignRun, customer_ids=None, due: datetime | None = None
+) -> int:
+    """Write the run's Delivery rows and return how many were new.
+
+    `customer_ids` (ids or a query of them) limits the audience, and `due` is when
+    the messages go if not at the run's due time (a triggered campaign's day run
+    plans each entry as it comes).
+    """
+    audience = audience_load(run.campaign)
+    written = _insert_rows(plan_queryset(audience, run, customer_ids, due))
+    messages_assign(audience, run)
+    no_message_skip(run)
+    return written
+
+
+@dataclass
+class AudiencePreview:
+    audience: int = 0
+    held_out: int = 0
+    planned: int = 0
+    deferred: int = 0
+    skipped: int = 0
+    by_channel: dict[str, int] = field(default_factory=dict)
+    skipped_reasons: dict[str, int] = field(default_factory=dict)
+
+
+def audience_preview(
+    *, campaign: Campaign, at: datetime | None = None
+) -> AudiencePreview:
+    """The figures a run due `at` (default now) would plan, without writing."""
+    audience = audience_load(campaign)
+    run = CampaignRun(campaign=campaign, key="preview", due_at=at or timezone.now())
+    run.pk = 0
+    rows = (
+        plan_queryset(audience, run)
+        .values("d_status", "d_channel", "d_reason")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    preview = AudiencePreview()
+    for row in rows:
+        preview.audience += row["n"]
+        status = row["d_status"]
+        setattr(preview, status, getattr(preview, status) + row["n"])
+        if status in (Delivery.Status.PLANNED, Delivery.Status.DEFERRED):
+            channel = row["d_channel"]
+            preview.by_channel[channel] = preview.by_channel.get(channel, 0) + row["n"]
+        elif status == Delivery.Status.SKIPPED:
+            reason = row["d_reason"]
+            preview.skipped_reasons[reason] = (
+                preview.skipped_reasons.get(reason, 0) + row["n"]
+            )
+    return preview

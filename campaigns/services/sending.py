@@ -1,0 +1,350 @@
+"""Sending: claim due deliveries in batches, hand them to the channel, record it.
+
+A worker claims a batch (`FOR UPDATE SKIP LOCKED`, so workers never share a row)
+and marks it `sending` with a lease in the same short transaction. Consent, erasure
+and the frequency cap are checked again at that moment: a withdrawal since planning
+stops the message. The batch is rendered and handed to the channel's backend once;
+each outcome is written back in one transaction with the contacts it means.
+
+A worker that dies between the claim and the write-back leaves `sending` rows
+behind; once their lease has passed they become `unknown` and are never resent by
+themselves, because a duplicate is worse than a miss. A marketer resends them
+deliberately (`deliveries_resend_unknown`). Pausing a campaign stops its claims;
+resuming carries on with the rows still planned, never from the top.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from crm.models import Contact, Customer, PushToken
+from crm.services.contacts import contacts_record_many
+
+from ..channels import Outcome, Outgoing, backend_for
+from ..channels.email import email_outgoing
+from ..models import Campaign, CampaignChange, CampaignRun, Delivery
+from ..personalisation import MessageRenderError, customer_contexts, message_render
+
+logger = logging.getLogger(__name__)
+
+# Campaign statuses whose deliveries workers may claim.
+SENDING_STATUSES = (Campaign.Status.SENDING, Campaign.Status.ACTIVE)
+DUE_STATUSES = (Delivery.Status.PLANNED, Delivery.Status.DEFERRED)
+
+CONTACT_CHANNELS = {
+    "email": Contact.ContactChannel.EMAIL,
+    "sms": Contact.ContactChannel.SMS,
+    "push": Contact.ContactChannel.APP,
+    "social_ads": Contact.ContactChannel.SOCIAL,
+    "post": Contact.ContactChannel.POST,
+}
+
+
+def due_deliveries(*, now: datetime, channel: str | None = None):
+    queryset = Delivery.objects.filter(
+        status__in=DUE_STATUSES,
+        planned_at__lte=now,
+        campaign__status__in=SENDING_STATUSES,
+    )
+    if channel:
+        queryset = queryset.filter(channel=channel)
+    return queryset
+
+
+def _reachable_now(channel: str):
+    return (
+        Customer.objects.filter(erased_at__isnull=True)
+        .with_reach([channel])
+        .filter(**{f"{channel}_reachable": True})
+        .values("pk")
+    )
+
+
+def _over_cap(claimed, now: datetime):
+    """Customers of the claimed rows who already received as many marketing
+    messages as the cap allows within the window before now."""
+    default_window = timedelta(days=settings.CAMPAIGN_FREQUENCY_WINDOW_DAYS)
+    recent = (
+        Delivery.objects.filter(
+            customer__in=claimed.values("customer"),
+            status=Delivery.Status.SENT,
+            sent_at__gt=now - default_window,
+        )
+        .values("customer")
+        .annotate(n=Count("pk"))
+        .filter(n__gte=settings.CAMPAIGN_FREQUENCY_CAP)
+        .values("customer")
+    )
+    return recent
+
+
+@transaction.atomic
+def deliveries_claim(
+    *, channel: str, limit: int, now: datetime | None = None
+) -> list[int]:
+    """Claim up to `limit` due deliveries of `channel` for this worker: mark them
+    `sending` under a lease, after skipping those that may no longer go."""
+    now = now or timezone.now()
+    ids = list(
+        due_deliveries(now=now, channel=channel)
+        .select_for_update(skip_locked=True, of=("self",))
+        .order_by("planned_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+    if not ids:
+        return []
+    claimed = Delivery.objects.filter(pk__in=ids)
+    claimed.exclude(customer__in=_reachable_now(channel)).update(
+        status=Delivery.Status.SKIPPED,
+        reason=f"{channel}: consent withdrawn or address gone before sending",
+    )
+    claimed.filter(
+        status__in=DUE_STATUSES, customer__in=_over_cap(claimed, now)
+    ).update(
+        status=Delivery.Status.SKIPPED,
+        reason="frequency cap reached before sending",
+    )
+    lease = now + timedelta(seconds=settings.CAMPAIGN_LEASE_SECONDS)
+    claimed.filter(status__in=DUE_STATUSES).update(
+        status=Delivery.Status.SENDING, lease_until=lease, attempts=F("attempts") + 1
+    )
+    return list(
+        claimed.filter(status=Delivery.Status.SENDING).values_list("id", flat=True)
+    )
+
+
+def _address(delivery: Delivery, tokens: dict[int, str]) -> str:
+    customer = delivery.customer
+    channel = delivery.channel
+    if channel == "email":
+        return customer.email or ""
+    if channel == "sms":
+        return str(customer.phone)
+    if channel == "push":
+        return tokens.get(customer.pk, "")
+    if channel == "social_ads":
+        return customer.email or str(customer.phone)
+    return "\n".join(
+        part
+        for part in (
+            customer.full_name,
+            customer.address,
+            f"{customer.postal_code} {customer.city}".strip(),
+            customer.country,
+        )
+        if part
+    )
+
+
+def _outgoing(delivery: Delivery, context: dict, tokens: dict[int, str]) -> Outgoing:
+    address = _address(delivery, tokens)
+    if delivery.channel == "email":
+        return email_outgoing(
+            delivery=delivery,
+            message=delivery.message,
+            customer_context=context,
+            address=address,
+        )
+    rendered = message_render(message=delivery.message, context=context)
+    return Outgoing(
+        delivery_id=delivery.pk,
+        customer_id=delivery.customer_id,
+        channel=delivery.channel,
+        address=address,
+        subject=rendered.subject,
+        body_text=rendered.text,
+    )
+
+
+@dataclass
+class BatchResult:
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(minutes=2**attempts)
+
+
+@transaction.atomic
+def outcomes_record(
+    *, deliveries: list[Delivery], outcomes: dict[int, Outcome], now: datetime
+) -> BatchResult:
+    """Write what became of a batch, with a contact for every message received."""
+    result = BatchResult()
+    contacts = []
+    for delivery in deliveries:
+        outcome = outcomes[delivery.pk]
+        delivery.lease_until = None
+        if outcome.sent:
+            delivery.status = Delivery.Status.SENT
+            delivery.sent_at = now
+            delivery.provider_message_id = outcome.provider_message_id[:200]
+            delivery.error = ""
+            result.sent += 1
+            contacts.append(
+                Contact(
+                    customer_id=delivery.customer_id,
+                    kind=Contact.Kind.MESSAGE_RECEIVED,
+                    channel=CONTACT_CHANNELS[delivery.channel],
+                    occurred_at=now,
+                    payload={
+                        "campaign": delivery.campaign_id,
+                        "delivery": delivery.pk,
+                        "message": delivery.message_id,
+                    },
+                )
+            )
+        elif outcome.permanent or delivery.attempts >= settings.CAMPAIGN_MAX_ATTEMPTS:
+            delivery.status = Delivery.Status.FAILED
+            delivery.error = outcome.error[:300]
+            result.failed += 1
+        else:
+            delivery.status = Delivery.Status.PLANNED
+            delivery.planned_at = now + _backoff(delivery.attempts)
+            delivery.error = outcome.error[:300]
+            result.retried += 1
+    # A row whose lease passed meanwhile was reported unknown; the outcome the
+    # worker did learn replaces that.
+    Delivery.objects.bulk_update(
+        deliveries,
+        [
+            "status",
+            "sent_at",
+            "provider_message_id",
+            "error",
+            "planned_at",
+            "lease_until",
+        ],
+    )
+    contacts_record_many(contacts=contacts)
+    return result
+
+
+def rate_wait(channel: str, count: int) -> None:
+    """Hold the worker until `count` more messages fit in this second's budget of
+    the channel, shared by all workers through the cache."""
+    limit = settings.CAMPAIGN_RATE_LIMITS.get(channel)
+    if not limit:
+        return
+    while True:
+        second = int(time.time())
+        key = f"campaign-rate:{channel}:{second}"
+        cache.add(key, 0, timeout=5)
+        used = cache.incr(key, count)
+        if used <= limit or used == count:
+            return
+        time.sleep(max(0.0, second + 1 - time.time()))
+
+
+def batch_send(*, channel: str, limit: int | None = None) -> BatchResult | None:
+    """Claim, render, send and record one batch; None when nothing was due."""
+    limit = limit or settings.CAMPAIGN_BATCH_SIZE
+    ids = deliveries_claim(channel=channel, limit=limit)
+    if not ids:
+        return None
+    deliveries = list(
+        Delivery.objects.filter(pk__in=ids)
+        .select_related("customer", "message")
+        .order_by("id")
+    )
+    customer_ids = [d.customer_id for d in deliveries]
+    contexts = customer_contexts(customer_ids)
+    tokens = {}
+    if channel == "push":
+        # The newest live token of each customer.
+        for customer_id, token in (
+            PushToken.objects.filter(
+                customer_id__in=customer_ids, revoked_at__isnull=True
+            )
+            .order_by("customer_id", "registered_at", "id")
+            .values_list("customer_id", "token")
+        ):
+            tokens[customer_id] = token
+    outcomes: dict[int, Outcome] = {}
+    ready: list[Outgoing] = []
+    for delivery in deliveries:
+        try:
+            ready.append(
+                _outgoing(delivery, contexts.get(delivery.customer_id, {}), tokens)
+            )
+        except MessageRenderError as error:
+            outcomes[delivery.pk] = Outcome(
+                sent=False, error=str(error), permanent=True
+            )
+    rate_wait(channel, len(ready))
+    if ready:
+        for outgoing, outcome in zip(
+            ready, backend_for(channel).send(ready), strict=True
+        ):
+            outcomes[outgoing.delivery_id] = outcome
+    return outcomes_record(deliveries=deliveries, outcomes=outcomes, now=timezone.now())
+
+
+def channel_drain(*, channel: str, seconds: float = 50.0) -> int:
+    """Send batches of `channel` until none is due or `seconds` have passed; return
+    how many messages went."""
+    started = time.monotonic()
+    sent = 0
+    while time.monotonic() - started < seconds:
+        result = batch_send(channel=channel)
+        if result is None:
+            break
+        sent += result.sent
+    return sent
+
+
+def leases_expire(*, now: datetime | None = None) -> int:
+    """Rows whose worker's lease passed: their outcome is unknown."""
+    now = now or timezone.now()
+    return Delivery.objects.filter(
+        status=Delivery.Status.SENDING, lease_until__lt=now
+    ).update(
+        status=Delivery.Status.UNKNOWN,
+        lease_until=None,
+        error="the worker stopped before reporting; the message may have gone",
+    )
+
+
+@transaction.atomic
+def deliveries_resend_unknown(*, campaign: Campaign, user) -> int:
+    """Plan the campaign's `unknown` deliveries again, because a person decided
+    a possible duplicate is better than a possible miss."""
+    count = Delivery.objects.filter(
+        campaign=campaign, status=Delivery.Status.UNKNOWN
+    ).update(status=Delivery.Status.PLANNED, planned_at=timezone.now(), error="")
+    if count:
+        CampaignChange.objects.create(
+            campaign=campaign,
+            changed_by=user,
+            action="resend_unknown",
+            details={"deliveries": count},
+        )
+    return count
+
+
+def runs_finish(*, now: datetime | None = None) -> int:
+    """Mark runs with nothing left to send finished, and one-off campaigns whose
+    run finished sent."""
+    now = now or timezone.now()
+    pending = Delivery.objects.filter(
+        status__in=(*DUE_STATUSES, Delivery.Status.SENDING)
+    ).values("run")
+    finished = CampaignRun.objects.filter(
+        status__in=(CampaignRun.Status.PLANNED, CampaignRun.Status.SENDING)
+    ).exclude(pk__in=pending)
+    count = finished.update(status=CampaignRun.Status.FINISHED, finished_at=now)
+    Campaign.objects.filter(
+        kind=Campaign.Kind.ONE_OFF, status=Campaign.Status.SENDING
+    ).exclude(
+        Q(runs__status__in=(CampaignRun.Status.PLANNED, CampaignRun.Status.SENDING))
+    ).update(status=Campaign.Status.SENT)
+    return count
