@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import (
     Http404,
     HttpRequest,
@@ -16,32 +16,80 @@ from django.http import (
     HttpResponseNotAllowed,
     HttpResponseRedirect,
 )
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from crm.admin.base import error_messages, local_datetime
+from crm.admin.base import (
+    ServiceFormMixin,
+    error_messages,
+    instance_adopt,
+    local_datetime,
+)
+from crm.charts import channel_colour, chart_spec, dataset
+from crm.models import Channel, Customer
+from personas.models import Persona
+from personas.selectors import persona_member_list
+from segments.models import Segment
+from segments.selectors import segment_member_list
 
 from ..forms import CampaignForm, MessageForm
 from ..models import Campaign, Delivery, Message
-from ..selectors import (
-    campaign_change_list,
-    campaign_delivery_counts,
-    campaign_list,
-    campaigns_delivery_counts,
+from ..personalisation import (
+    MessageRenderError,
+    customer_contexts,
+    message_render,
+    sample_context,
 )
+from ..selectors import delivery_counts
+from ..services.campaigns import (
+    SAFE_AFTER_SCHEDULING,
+    campaign_cancel,
+    campaign_create,
+    campaign_delete,
+    campaign_pause,
+    campaign_resume,
+    campaign_schedule,
+    campaign_update,
+)
+from ..services.planning import audience_preview
+from ..services.sending import deliveries_resend_unknown
+from .display import change_summary
 
 Status = Campaign.Status
-# Once a campaign sends, who receives it and what they receive are history: the
-# deliveries and the control group were chosen from them.
-LOCKED_STATUSES = {Status.SENDING, Status.SENT, Status.CANCELLED}
 AUDIENCE_FIELDS = ("include_segments", "include_personas", "exclude_segments")
-LOCKED_FIELDS = (
-    *AUDIENCE_FIELDS,
-    "holdout_percent",
+TRIGGER_FIELDS = {
+    "trigger_segment": "segment",
+    "trigger_delay_minutes": "delay_minutes",
+    "trigger_reentry_days": "reentry_days",
+}
+# Form fields campaign_create/campaign_update take as they are.
+PLAIN_FIELDS = (
+    "name",
+    "description",
+    "kind",
     "channels",
-    "trigger_segment",
+    "holdout_percent",
+    "priority",
+    "frequency_cap",
+    "frequency_window_days",
+    "send_at",
+    "recurrence",
+    "costs",
+    "attribution_days",
+)
+MESSAGE_FIELDS = (
+    "name",
+    "channel",
+    "subject",
+    "body_text",
+    "body_html",
+    "segment",
+    "persona",
+    "weight",
 )
 CHANGES_SHOWN = 50
 RUNS_SHOWN = 20
@@ -71,7 +119,80 @@ class CampaignButton:
 
 def campaign_buttons() -> list[CampaignButton]:
     """The workflow buttons, in the order they appear on the page."""
-    return []
+    return [
+        CampaignButton(
+            name="schedule",
+            label=gettext("Schedule"),
+            done=gettext("%(name)s is scheduled."),
+            statuses=frozenset({Status.DRAFT}),
+            service=campaign_schedule,
+            confirm=gettext(
+                "Schedule the campaign? Its audience and messages cannot change "
+                "afterwards."
+            ),
+        ),
+        CampaignButton(
+            name="pause",
+            label=gettext("Pause"),
+            done=gettext("%(name)s is paused: nothing more is sent until resumed."),
+            statuses=frozenset({Status.SCHEDULED, Status.SENDING, Status.ACTIVE}),
+            service=campaign_pause,
+        ),
+        CampaignButton(
+            name="resume",
+            label=gettext("Resume"),
+            done=gettext("%(name)s goes on from where it was paused."),
+            statuses=frozenset({Status.PAUSED}),
+            service=campaign_resume,
+        ),
+        CampaignButton(
+            name="cancel",
+            label=gettext("Cancel campaign"),
+            done=gettext("%(name)s is cancelled; what was not sent is skipped."),
+            statuses=frozenset(
+                {Status.SCHEDULED, Status.SENDING, Status.ACTIVE, Status.PAUSED}
+            ),
+            service=campaign_cancel,
+            confirm=gettext(
+                "Cancel the campaign for good? Messages not sent yet are skipped."
+            ),
+        ),
+        CampaignButton(
+            name="resend_unknown",
+            label=gettext("Resend unknown"),
+            done=gettext(
+                "%(count)s deliveries of %(name)s whose outcome is unknown are "
+                "planned again."
+            ),
+            statuses=frozenset(
+                {
+                    Status.SCHEDULED,
+                    Status.SENDING,
+                    Status.ACTIVE,
+                    Status.PAUSED,
+                    Status.SENT,
+                }
+            ),
+            service=deliveries_resend_unknown,
+            confirm=gettext(
+                "A worker was lost while sending these messages, so some may have "
+                "arrived. Send them again, accepting that some customers may get "
+                "the message twice?"
+            ),
+        ),
+    ]
+
+
+# Statuses whose audience is still worth previewing: it has not all gone yet.
+PREVIEW_STATUSES = frozenset(
+    {Status.DRAFT, Status.SCHEDULED, Status.ACTIVE, Status.PAUSED, Status.SENDING}
+)
+
+
+def campaign_locked(campaign: Campaign | None) -> bool:
+    """Scheduled once, a campaign's audience, channels and messages are fixed:
+    deliveries and the control group are chosen from them."""
+    return campaign is not None and campaign.status != Status.DRAFT
 
 
 def deliveries_url(campaign: Campaign, **filters: str) -> str:
@@ -89,25 +210,39 @@ class MessageInline(admin.StackedInline):
     form = MessageForm
     fieldsets = [
         (None, {"fields": [("name", "channel"), ("segment", "persona", "weight")]}),
-        (None, {"fields": ["subject", "body_text", "body_html"]}),
+        (None, {"fields": ["subject", "body_text", "body_html", "preview_link"]}),
     ]
+    readonly_fields = ["preview_link"]
     autocomplete_fields = ["segment", "persona"]
     show_change_link = False
+
+    @admin.display(description=_("preview"))
+    def preview_link(self, obj: Message) -> str:
+        if obj is None or obj.pk is None:
+            return gettext("Save to preview the message for a customer.")
+        return format_html(
+            '<a href="{}" class="message-preview-link">{}</a>',
+            reverse(
+                "admin:campaigns_campaign_message_preview",
+                args=[obj.campaign_id, obj.pk],
+            ),
+            gettext("As a customer receives it"),
+        )
 
     def get_extra(self, request: HttpRequest, obj: Campaign | None = None, **kwargs):
         return 1 if obj is None else 0
 
-    def _locked(self, obj: Campaign | None) -> bool:
-        return obj is not None and obj.status in LOCKED_STATUSES
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
+        return super().get_queryset(request).select_related("segment", "persona")
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return not self._locked(obj) and super().has_add_permission(request, obj)
+        return not campaign_locked(obj) and super().has_add_permission(request, obj)
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return not self._locked(obj) and super().has_change_permission(request, obj)
+        return not campaign_locked(obj) and super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return not self._locked(obj) and super().has_delete_permission(request, obj)
+        return not campaign_locked(obj) and super().has_delete_permission(request, obj)
 
 
 class CampaignChangeList(ChangeList):
@@ -118,14 +253,18 @@ class CampaignChangeList(ChangeList):
         super().get_results(request)
         # Iterating fills the page's result cache: the template shows these objects.
         campaigns = list(self.result_list)
-        counts = campaigns_delivery_counts(campaign_ids=[c.pk for c in campaigns])
+        counts = delivery_counts(campaign_ids=[c.pk for c in campaigns])
         for campaign in campaigns:
             campaign.delivery_counts = counts[campaign.pk]
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
-    """Campaigns: who receives what on which channel, and the buttons that send."""
+class CampaignAdmin(ServiceFormMixin, admin.ModelAdmin):
+    """Campaigns: who receives what on which channel, and the buttons that send.
+
+    The form and its messages are written by campaign_create/campaign_update in
+    one call, so a refused message keeps the campaign unsaved too.
+    """
 
     form = CampaignForm
     inlines = [MessageInline]
@@ -146,7 +285,13 @@ class CampaignAdmin(admin.ModelAdmin):
     change_form_template = "admin/campaigns/campaign/change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Campaign]:
-        return campaign_list()
+        # Names only: the list shows the audience as text.
+        names = ("id", "name", "slug")
+        return Campaign.objects.select_related("trigger_segment").prefetch_related(
+            Prefetch("include_segments", Segment.objects.only(*names)),
+            Prefetch("include_personas", Persona.objects.only(*names)),
+            Prefetch("exclude_segments", Segment.objects.only(*names)),
+        )
 
     def get_changelist(self, request: HttpRequest, **kwargs):
         return CampaignChangeList
@@ -218,22 +363,65 @@ class CampaignAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Campaign | None = None):
         if obj is None:
             return []
-        fields = ["status", "next_run_at", "created_by", "created_at"]
         # The slug is how the API and the links refer to a campaign: fixed once made.
-        fields.append("slug")
-        if obj.status != Status.DRAFT:
-            fields.append("kind")
-        if obj.status in LOCKED_STATUSES:
-            fields.extend(LOCKED_FIELDS)
+        fields = ["slug", "status", "next_run_at", "created_by", "created_at"]
+        if campaign_locked(obj):
+            fields.extend(
+                name
+                for name in self.form.base_fields
+                if name not in SAFE_AFTER_SCHEDULING and name != "slug"
+            )
         return fields
 
     def get_prepopulated_fields(self, request: HttpRequest, obj=None):
         return {"slug": ["name"]} if obj is None else {}
 
     def save_model(self, request: HttpRequest, obj: Campaign, form, change: bool):
+        # Saved with its messages in save_related, by one service call.
+        pass
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool):
+        data = form.cleaned_data
+        changed = set(form.changed_data)
+        fields = {name: data[name] for name in PLAIN_FIELDS if name in data}
+        audience = {name: list(data[name]) for name in AUDIENCE_FIELDS if name in data}
+        trigger = {
+            key: data[name] for name, key in TRIGGER_FIELDS.items() if name in data
+        }
+        messages_formset = next(
+            (f for f in formsets if f.model is Message and f.forms), None
+        )
         if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+            campaign = campaign_create(
+                created_by=request.user,
+                slug=data.get("slug") or "",
+                audience=audience,
+                trigger=trigger,
+                messages=formset_messages(messages_formset),
+                **fields,
+            )
+        else:
+            updates = {name: v for name, v in fields.items() if name in changed}
+            if changed & set(AUDIENCE_FIELDS):
+                updates["audience"] = audience
+            if changed & set(TRIGGER_FIELDS):
+                updates["trigger"] = trigger
+            if messages_formset is not None and messages_formset.has_changed():
+                updates["messages"] = formset_messages(messages_formset)
+            campaign = Campaign.objects.get(pk=form.instance.pk)
+            if updates:
+                campaign = campaign_update(
+                    campaign=campaign, changed_by=request.user, **updates
+                )
+        instance_adopt(form.instance, campaign)
+        for formset in formsets:
+            # What formset.save() would leave for the admin's change message; the
+            # service has written the messages.
+            formset.new_objects, formset.changed_objects = [], []
+            formset.deleted_objects = []
+
+    def delete_model(self, request: HttpRequest, obj: Campaign) -> None:
+        campaign_delete(campaign=obj)
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         # What was scheduled has deliveries and a change log to keep: cancel it.
@@ -318,13 +506,13 @@ class CampaignAdmin(admin.ModelAdmin):
     ):
         if obj is not None and obj.pk is not None:
             context.update(self._panels(request, obj))
-        context["locked"] = obj is not None and obj.status in LOCKED_STATUSES
+        context["locked"] = campaign_locked(obj)
         return super().render_change_form(
             request, context, add=add, change=change, form_url=form_url, obj=obj
         )
 
     def _panels(self, request: HttpRequest, campaign: Campaign) -> dict[str, Any]:
-        counts = campaign_delivery_counts(campaign=campaign)
+        counts = delivery_counts(campaign_ids=[campaign.pk])[campaign.pk]
         may_change = self.has_change_permission(request, campaign)
         buttons = [
             {
@@ -342,6 +530,11 @@ class CampaignAdmin(admin.ModelAdmin):
         ]
         return {
             "campaign_buttons": buttons,
+            "preview_url": (
+                reverse("admin:campaigns_campaign_preview", args=[campaign.pk])
+                if campaign.status in PREVIEW_STATUSES
+                else ""
+            ),
             "delivery_counts": [
                 {
                     "status": status,
@@ -358,7 +551,12 @@ class CampaignAdmin(admin.ModelAdmin):
                 reverse("admin:campaigns_campaignrun_changelist")
                 + f"?campaign__id__exact={campaign.pk}"
             ),
-            "changes": list(campaign_change_list(campaign=campaign)[:CHANGES_SHOWN]),
+            "changes": [
+                {"change": change, "summary": change_summary(change.details)}
+                for change in campaign.changes.select_related("changed_by").order_by(
+                    "-changed_at", "-id"
+                )[:CHANGES_SHOWN]
+            ],
             "changes_shown": CHANGES_SHOWN,
             "changes_url": (
                 reverse("admin:campaigns_campaignchange_changelist")
@@ -371,6 +569,19 @@ class CampaignAdmin(admin.ModelAdmin):
     def get_urls(self):
         own = [
             path(
+                "<path:object_id>/messages/<int:message_id>/preview/",
+                self.admin_site.admin_view(self.message_preview_view),
+                name="campaigns_campaign_message_preview",
+            ),
+            # After the message preview, whose path also ends in preview/.
+            path(
+                "<path:object_id>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="campaigns_campaign_preview",
+            ),
+        ]
+        own += [
+            path(
                 f"<path:object_id>/{button.name.replace('_', '-')}/",
                 self.admin_site.admin_view(self._button_view(button)),
                 name=f"campaigns_campaign_{button.name}",
@@ -378,6 +589,117 @@ class CampaignAdmin(admin.ModelAdmin):
             for button in campaign_buttons()
         ]
         return own + super().get_urls()
+
+    def preview_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Who a run planned now would reach, on which channel, and who not and
+        why; POST, since the figures cost a planning pass over the audience."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        campaign = self.get_object(request, object_id)
+        if campaign is None:
+            raise Http404
+        if not self.has_view_or_change_permission(request, campaign):
+            raise PermissionDenied
+        preview = audience_preview(campaign=campaign)
+        labels = dict(Channel.choices)
+        channels = [
+            {"channel": channel, "label": labels.get(channel, channel), "count": n}
+            for channel, n in sorted(
+                preview.by_channel.items(), key=lambda item: (-item[1], item[0])
+            )
+        ]
+        chart = None
+        if channels:
+            chart = chart_spec(
+                "campaign-preview-channel-chart",
+                kind="bar",
+                title=gettext("Customers per channel"),
+                labels=[row["label"] for row in channels],
+                datasets=[
+                    dataset(
+                        gettext("Customers"),
+                        [row["count"] for row in channels],
+                        colour=[channel_colour(row["channel"]) for row in channels],
+                    )
+                ],
+                horizontal=True,
+            )
+        panels = self._panels(request, campaign)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": gettext("Audience of %(name)s") % {"name": campaign},
+            "campaign": campaign,
+            "preview": preview,
+            "channels": channels,
+            "chart": chart,
+            "reasons": sorted(
+                preview.skipped_reasons.items(), key=lambda item: (-item[1], item[0])
+            ),
+            "campaign_buttons": [
+                button
+                for button in panels["campaign_buttons"]
+                if button["name"] == "schedule"
+            ],
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request, "admin/campaigns/campaign/preview.html", context
+        )
+
+    def message_preview_view(
+        self, request: HttpRequest, object_id: str, message_id: int
+    ) -> TemplateResponse:
+        """The message rendered for one customer (?customer=ID) or a sample one."""
+        campaign = self.get_object(request, object_id)
+        if campaign is None:
+            raise Http404
+        if not self.has_view_or_change_permission(request, campaign):
+            raise PermissionDenied
+        message = get_object_or_404(
+            campaign.messages.select_related("segment", "persona"), pk=message_id
+        )
+        customer = None
+        # Real names and points only for whom may see customers.
+        if request.user.has_perm("crm.view_customer"):
+            customer = preview_customer(
+                campaign, message, request.GET.get("customer", "")
+            )
+        context = (
+            customer_contexts([customer.pk]).get(customer.pk)
+            if customer is not None
+            else None
+        )
+        if context is None:
+            customer, context = None, sample_context()
+        # Email carries the unsubscribe link the builder adds per delivery.
+        context.setdefault("unsubscribe_url", sample_context()["unsubscribe_url"])
+        rendered, error = None, ""
+        try:
+            rendered = message_render(message=message, context=context)
+        except MessageRenderError as exc:
+            error = gettext("The message cannot be rendered: %(error)s") % {
+                "error": exc
+            }
+        page = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": gettext("Message %(name)s") % {"name": message},
+            "campaign": campaign,
+            "message": message,
+            "customer": customer,
+            "customer_url": (
+                reverse("admin:crm_customer_change", args=[customer.pk])
+                if customer is not None
+                else ""
+            ),
+            "rendered": rendered,
+            "error": error,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request, "admin/campaigns/campaign/message_preview.html", page
+        )
 
     def _button_view(self, button: CampaignButton) -> Callable[..., HttpResponse]:
         def view(request: HttpRequest, object_id: str) -> HttpResponse:
@@ -410,3 +732,39 @@ class CampaignAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(
             reverse("admin:campaigns_campaign_change", args=[campaign.pk])
         )
+
+
+def preview_customer(campaign: Campaign, message: Message, chosen: str):
+    """The customer to preview `message` for: the chosen one, else the first of
+    the message's segment or persona, else of the campaign's audience."""
+    if chosen.isdigit():
+        return Customer.objects.filter(pk=int(chosen), erased_at__isnull=True).first()
+    members = None
+    if message.segment is not None:
+        members = segment_member_list(segment=message.segment)
+    elif message.persona is not None:
+        members = persona_member_list(persona=message.persona)
+    else:
+        segment = campaign.include_segments.first()
+        persona = campaign.include_personas.first()
+        if segment is not None:
+            members = segment_member_list(segment=segment)
+        elif persona is not None:
+            members = persona_member_list(persona=persona)
+    if members is None:
+        return None
+    return members.filter(erased_at__isnull=True).first()
+
+
+def formset_messages(formset) -> list[dict[str, Any]]:
+    """The messages of the inline formset as campaign_create/update take them:
+    every kept form, in the page's order (the service replaces them all)."""
+    if formset is None:
+        return []
+    return [
+        {name: form.cleaned_data.get(name) for name in MESSAGE_FIELDS}
+        for form in formset.forms
+        if form.cleaned_data
+        and not form.cleaned_data.get("DELETE")
+        and (form.instance.pk or form.has_changed())
+    ]

@@ -6,11 +6,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignChange, CampaignRun, Delivery, Message
+from crm.models import Consent
 from crm.roles import CLERKS
 from personas.services import persona_create
-from segments.models import Segment
+from segments.models import CustomerSegmentState, Segment
 from tests.conftest import user_in_group
-from tests.crm.factories import CustomerFactory
+from tests.crm.factories import CustomerFactory, UserFactory
 from tests.segments.factories import SegmentFactory
 
 pytestmark = pytest.mark.django_db
@@ -428,3 +429,258 @@ def test_segment_admin_refuses_an_unknown_channel(marketer_client, segment):
     assert "Unknown channel telegram" in response.text
     segment.refresh_from_db()
     assert segment.channel_preference == []
+
+
+# The buttons ---------------------------------------------------------------------
+
+
+def test_schedule_button_schedules_and_records_who(marketer_client, campaign):
+    page = marketer_client.get(url("campaign_change", campaign.pk))
+
+    response = marketer_client.post(url("campaign_schedule", campaign.pk))
+
+    assert 'id="campaign-schedule-button"' in page.text
+    assert response.status_code == 302
+    assert response["Location"] == url("campaign_change", campaign.pk)
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SCHEDULED
+    change = campaign.changes.get()
+    assert (change.action, change.changed_by.username) == ("schedule", "marketer")
+    assert "is scheduled" in messages_of(response)[0]
+
+
+def test_a_refused_schedule_shows_the_services_reason(marketer_client, campaign):
+    campaign.messages.all().delete()
+
+    response = marketer_client.post(url("campaign_schedule", campaign.pk), follow=True)
+
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DRAFT
+    assert any("at least one message" in m for m in messages_of(response))
+    assert "at least one message" in response.text
+
+
+def test_pause_resume_and_cancel_follow_the_status(marketer_client, campaign):
+    marketer_client.post(url("campaign_schedule", campaign.pk))
+
+    scheduled = marketer_client.get(url("campaign_change", campaign.pk))
+    marketer_client.post(url("campaign_pause", campaign.pk))
+    campaign.refresh_from_db()
+    paused_status = campaign.status
+    paused = marketer_client.get(url("campaign_change", campaign.pk))
+    marketer_client.post(url("campaign_resume", campaign.pk))
+    campaign.refresh_from_db()
+    resumed_status = campaign.status
+    marketer_client.post(url("campaign_cancel", campaign.pk))
+    campaign.refresh_from_db()
+
+    assert 'id="campaign-pause-button"' in scheduled.text
+    assert 'id="campaign-schedule-button"' not in scheduled.text
+    assert 'id="campaign-resume-button"' in paused.text
+    assert 'id="campaign-pause-button"' not in paused.text
+    assert paused_status == Campaign.Status.PAUSED
+    assert resumed_status == Campaign.Status.SCHEDULED
+    assert campaign.status == Campaign.Status.CANCELLED
+    assert list(campaign.changes.order_by("id").values_list("action", flat=True)) == [
+        "schedule",
+        "pause",
+        "resume",
+        "cancel",
+    ]
+
+
+def test_buttons_take_only_a_post(marketer_client, campaign):
+    response = marketer_client.get(url("campaign_schedule", campaign.pk))
+
+    assert response.status_code == 405
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DRAFT
+
+
+def test_a_user_who_may_only_look_cannot_schedule(client, campaign):
+    from django.contrib.auth.models import Permission
+
+    viewer = UserFactory(username="viewer", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_campaign"))
+    client.force_login(viewer)
+
+    page = client.get(url("campaign_change", campaign.pk))
+    response = client.post(url("campaign_schedule", campaign.pk))
+
+    assert page.status_code == 200
+    assert 'id="campaign-schedule-button"' not in page.text
+    assert response.status_code == 403
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DRAFT
+
+
+def test_a_scheduled_campaign_changes_only_its_safe_fields_and_logs_them(
+    marketer_client, campaign
+):
+    marketer_client.post(url("campaign_schedule", campaign.pk))
+    page = marketer_client.get(url("campaign_change", campaign.pk))
+    form = page.context["adminform"].form
+
+    response = marketer_client.post(
+        url("campaign_change", campaign.pk),
+        {
+            **{
+                name: "" if form.initial.get(name) is None else form.initial[name]
+                for name in form.fields
+                if name not in ("costs",)
+            },
+            "name": "Spring sale, final",
+            "costs": '{"email": "0.01"}',
+            "messages-TOTAL_FORMS": "1",
+            "messages-INITIAL_FORMS": "1",
+            "messages-MIN_NUM_FORMS": "0",
+            "messages-MAX_NUM_FORMS": "1000",
+            "messages-0-id": str(campaign.messages.get().pk),
+            "messages-0-campaign": str(campaign.pk),
+        },
+    )
+
+    assert set(form.fields) <= {
+        "name",
+        "description",
+        "priority",
+        "frequency_cap",
+        "frequency_window_days",
+        "costs",
+        "attribution_days",
+    }
+    assert response.status_code == 302, (
+        response.context["adminform"].form.errors,
+        [f.errors for f in response.context["inline_admin_formsets"][0].formset.forms],
+    )
+    campaign.refresh_from_db()
+    assert campaign.name == "Spring sale, final"
+    update = campaign.changes.get(action="update")
+    assert update.details["name"] == {"old": "Spring sale", "new": "Spring sale, final"}
+    assert update.changed_by.username == "marketer"
+    history = marketer_client.get(url("campaign_change", campaign.pk))
+    assert "name: Spring sale → Spring sale, final" in history.text
+
+
+def test_preview_button_shows_size_channels_and_why_customers_are_skipped(
+    marketer_client, campaign, segment
+):
+    campaign.holdout_percent = 0
+    campaign.channels = ["email"]
+    campaign.save(update_fields=["holdout_percent", "channels"])
+    reachable = [CustomerFactory(), CustomerFactory()]
+    unreachable = CustomerFactory(email="")
+    for customer in [*reachable, unreachable]:
+        CustomerSegmentState.objects.update_or_create(
+            customer=customer, defaults={"segment_ids": [segment.pk]}
+        )
+    for customer in reachable:
+        Consent.objects.create(
+            customer=customer,
+            channel="email",
+            status=Consent.Status.GRANTED,
+            source=Consent.Source.STORE,
+            wording="yes",
+        )
+    page = marketer_client.get(url("campaign_change", campaign.pk))
+
+    response = marketer_client.post(url("campaign_preview", campaign.pk))
+
+    assert 'id="campaign-preview-button"' in page.text
+    assert response.status_code == 200
+    preview = response.context["preview"]
+    assert (preview.audience, preview.skipped) == (3, 1)
+    assert preview.planned + preview.deferred == 2
+    assert [(row["channel"], row["count"]) for row in response.context["channels"]] == [
+        ("email", 2)
+    ]
+    reasons = response.context["reasons"]
+    assert [count for _reason, count in reasons] == [1]
+    assert reasons[0][0] in response.text
+    assert 'id="preview-audience">3<' in response.text
+    # Previewing writes nothing.
+    assert not Delivery.objects.exists()
+    assert not CampaignRun.objects.exists()
+    assert marketer_client.get(url("campaign_preview", campaign.pk)).status_code == 405
+
+
+def test_resend_unknown_plans_the_lost_deliveries_again(marketer_client, campaign):
+    marketer_client.post(url("campaign_schedule", campaign.pk))
+    deliveries_make(campaign, {Status.UNKNOWN: 2, Status.SENT: 1})
+
+    page = marketer_client.get(url("campaign_change", campaign.pk))
+    response = marketer_client.post(url("campaign_resend_unknown", campaign.pk))
+
+    assert 'id="campaign-resend_unknown-button"' in page.text
+    assert response.status_code == 302
+    assert "2 deliveries" in messages_of(response)[0]
+    assert Delivery.objects.filter(status=Status.PLANNED).count() == 2
+    assert Delivery.objects.filter(status=Status.SENT).count() == 1
+    change = campaign.changes.get(action="resend_unknown")
+    assert change.changed_by.username == "marketer"
+
+
+def test_resend_unknown_is_offered_only_when_there_are_unknown(
+    marketer_client, campaign
+):
+    marketer_client.post(url("campaign_schedule", campaign.pk))
+    deliveries_make(campaign, {Status.SENT: 1})
+
+    page = marketer_client.get(url("campaign_change", campaign.pk))
+
+    assert 'id="campaign-resend_unknown-button"' not in page.text
+
+
+# The message preview -------------------------------------------------------------
+
+
+def test_message_preview_renders_for_a_chosen_customer(marketer_client, campaign):
+    customer = CustomerFactory(first_name="Femke")
+    message = campaign.messages.get()
+    message.body_html = "<p>Hi {{ first_name }}</p><script>alert(1)</script>"
+    message.save(update_fields=["body_html"])
+
+    response = marketer_client.get(
+        url("campaign_message_preview", campaign.pk, message.pk)
+        + f"?customer={customer.pk}"
+    )
+
+    assert response.status_code == 200
+    assert response.context["rendered"].subject == "Spring sale, Femke"
+    content = response.text
+    # The HTML is an escaped srcdoc of an iframe that may run nothing.
+    assert 'sandbox=""' in content
+    assert 'srcdoc="&lt;p&gt;Hi Femke&lt;/p&gt;&lt;script&gt;' in content
+    assert "<script>alert(1)" not in content
+
+
+def test_message_preview_without_a_customer_uses_the_sample(marketer_client, campaign):
+    message = campaign.messages.get()
+
+    response = marketer_client.get(
+        url("campaign_message_preview", campaign.pk, message.pk)
+    )
+
+    assert response.status_code == 200
+    assert response.context["customer"] is None
+    assert response.context["rendered"].subject == "Spring sale, Sarah"
+
+
+def test_change_page_links_each_message_to_its_preview(marketer_client, campaign):
+    message = campaign.messages.get()
+
+    response = marketer_client.get(url("campaign_change", campaign.pk))
+
+    assert url("campaign_message_preview", campaign.pk, message.pk) in response.text
+
+
+def test_a_message_template_with_an_unknown_field_is_refused(marketer_client, segment):
+    response = marketer_client.post(
+        url("campaign_add"),
+        form_data(segment, **{"messages-0-body_text": "Hi {{ customer.password }}"}),
+    )
+
+    assert response.status_code == 200
+    inline = response.context["inline_admin_formsets"][0].formset
+    assert "body_text" in inline.errors[0]
+    assert not Campaign.objects.filter(name="Summer sale").exists()
