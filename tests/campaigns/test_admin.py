@@ -21,10 +21,15 @@ Status = Delivery.Status
 # count, the page of campaigns, the three audience prefetches and one aggregate of
 # the page's deliveries per status.
 CHANGELIST_QUERIES = 11
-# Session, user, the campaign, its delivery counts, runs and history, the messages
-# (with their segment and persona), the audience's chosen options, the content type
-# the admin caches.
-CHANGE_PAGE_QUERIES = 16
+# Session, user, the campaign with its three audience prefetches, the marketer's
+# two permission lookups, the messages (with their segment and persona), the
+# delivery counts, the runs, the history and the chosen segments' options.
+CHANGE_PAGE_QUERIES = 13
+# Session, user, the two permission lookups, the campaign filter's choices, the
+# count, the full count and the page (runs with their delivery counts, or changes
+# with their campaign and user).
+RUN_LIST_QUERIES = 8
+CHANGE_LIST_QUERIES = 9
 # Session, user, the marketer's two permission lookups, the choices of the
 # campaign, run and message filters, the count and the page of deliveries (with
 # campaign, run, customer and message).
@@ -353,13 +358,34 @@ def test_deliveries_runs_and_changes_are_read_only(marketer_client, campaign):
     assert delivery.status == Status.SENT
 
 
-def test_run_list_counts_each_runs_deliveries(marketer_client, campaign):
+def test_run_list_counts_each_runs_deliveries(
+    marketer_client, campaign, django_assert_max_num_queries
+):
     run = deliveries_make(campaign, {Status.SENT: 2, Status.HELD_OUT: 1})
+    deliveries_make(campaign, {Status.SENT: 1})
 
-    response = marketer_client.get(url("campaignrun_changelist"))
+    with django_assert_max_num_queries(RUN_LIST_QUERIES):
+        response = marketer_client.get(url("campaignrun_changelist"))
 
     assert response.status_code == 200
     assert f'?run={run.pk}">3<' in response.text
+
+
+def test_change_log_lists_who_did_what(
+    marketer_client, campaign, django_assert_max_num_queries
+):
+    marketer_client.post(url("campaign_schedule", campaign.pk))
+    marketer_client.post(url("campaign_pause", campaign.pk))
+
+    with django_assert_max_num_queries(CHANGE_LIST_QUERIES):
+        response = marketer_client.get(url("campaignchange_changelist"))
+
+    assert response.status_code == 200
+    assert [c.action for c in response.context["cl"].result_list] == [
+        "pause",
+        "schedule",
+    ]
+    assert "marketer" in response.text
 
 
 # Who may ----------------------------------------------------------------------
