@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Model, Prefetch
+from django.db.models import Model, OuterRef, Prefetch, Subquery
 from django.utils import timezone
 from phonenumber_field.phonenumber import PhoneNumber
 
@@ -25,6 +25,7 @@ from crm.models import (
     CustomerCategoryStats,
     LoyaltyCard,
     LoyaltyTransaction,
+    PushToken,
     Receipt,
     ReceiptLine,
 )
@@ -139,9 +140,10 @@ def _fields(instance: Model, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
 def customer_data_export(*, customer: Customer) -> dict[str, Any]:
     """Everything Loyalist holds about a customer, for their access request.
 
-    What the customer gave (profile, consents), what they did (sales with their
-    lines, card ledger, contacts) and what Loyalist made of it (statistics,
-    segments, persona). A fixed number of queries, however long the history.
+    What the customer gave (profile, consents, their devices' push tokens), what
+    they did (sales with their lines, card ledger, contacts) and what Loyalist
+    made of it (statistics, segments, persona). A fixed number of queries,
+    however long the history.
     """
     customer = (
         Customer.objects.select_related("home_store", "stats")
@@ -174,6 +176,10 @@ def customer_data_export(*, customer: Customer) -> dict[str, Any]:
         "consents": [
             _fields(consent, exclude=("customer", "recorded_by"))
             for consent in customer.consents.order_by("recorded_at", "pk")
+        ],
+        "push_tokens": [
+            _fields(token, exclude=("id", "customer"))
+            for token in customer.push_tokens.order_by("registered_at", "pk")
         ],
         "receipts": [
             {
@@ -240,3 +246,19 @@ def customer_data_export(*, customer: Customer) -> dict[str, Any]:
             for name, section in sections.items()
         },
     }
+
+
+def push_token_newest_live(*, customer_ref: str = "customer_id") -> Subquery:
+    """The newest live push token of the customer at `customer_ref` (an outer
+    column), as a subquery: where push messages go.
+
+    A customer with several devices gets the push on the one that registered last
+    (the app registers on every start), not on all of them.
+    """
+    return Subquery(
+        PushToken.objects.filter(
+            customer_id=OuterRef(customer_ref), revoked_at__isnull=True
+        )
+        .order_by("-registered_at", "-id")
+        .values("token")[:1]
+    )

@@ -56,6 +56,10 @@ class ChannelBackend:
     def send(self, messages: list[Outgoing]) -> list[Outcome]:
         raise NotImplementedError
 
+    def run_finished(self, run) -> None:
+        """Called by the engine once a run has no delivery of this channel left
+        to send (the social audience is announced then); nothing by default."""
+
 
 @cache
 def backend_for(channel: str) -> ChannelBackend:

@@ -63,6 +63,7 @@ CAPPED_STATUSES = (
     Delivery.Status.SENDING,
     Delivery.Status.SENT,
 )
+DUE = (Delivery.Status.PLANNED, Delivery.Status.DEFERRED)
 # Channels where the quiet hours apply: the ones that reach a person at once.
 # An audience upload and a letter disturb nobody at night.
 QUIET_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.PUSH)
@@ -509,6 +510,61 @@ def no_message_skip(run: CampaignRun) -> int:
     )
 
 
+def lower_priority_bump(audience: Audience, run: CampaignRun, due: datetime) -> int:
+    """Skip other campaigns' unsent messages of lower priority that this run
+    pushed over the frequency cap: the higher-priority campaign wins.
+
+    A customer's messages in the window queue up sent ones first, then by
+    priority, then by time; an unsent one of lower priority than this campaign
+    with `cap` or more messages ahead of it is skipped.
+    """
+    in_window = Q(
+        status__in=CAPPED_STATUSES,
+        planned_at__gt=due - audience.window,
+        planned_at__lt=due + audience.window,
+    )
+    ahead = (
+        Delivery.objects.filter(in_window, customer=OuterRef("customer"))
+        .exclude(pk=OuterRef("pk"))
+        .filter(
+            Q(status=Delivery.Status.SENT)
+            | Q(campaign__priority__gt=OuterRef("campaign__priority"))
+            | Q(
+                campaign__priority=OuterRef("campaign__priority"),
+                planned_at__lt=OuterRef("planned_at"),
+            )
+            | Q(
+                campaign__priority=OuterRef("campaign__priority"),
+                planned_at=OuterRef("planned_at"),
+                pk__lt=OuterRef("pk"),
+            )
+        )
+        .order_by()
+        .values("customer")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    bumped = (
+        Delivery.objects.filter(
+            in_window,
+            customer__in=Delivery.objects.filter(run=run, status__in=DUE).values(
+                "customer"
+            ),
+            status__in=DUE,
+            campaign__priority__lt=audience.campaign.priority,
+        )
+        .alias(ahead=Subquery(ahead, output_field=IntegerField()))
+        .filter(ahead__gte=audience.cap)
+    )
+    return bumped.update(
+        status=Delivery.Status.SKIPPED,
+        channel="",
+        reason=(
+            f"frequency cap: campaign {audience.campaign.name} has a higher priority"
+        ),
+    )
+
+
 @transaction.atomic
 def run_plan(
     *, run: CampaignRun, customer_ids=None, due: datetime | None = None
@@ -523,6 +579,7 @@ def run_plan(
     written = _insert_rows(plan_queryset(audience, run, customer_ids, due))
     messages_assign(audience, run)
     no_message_skip(run)
+    lower_priority_bump(audience, run, due or run.due_at)
     return written
 
 

@@ -235,6 +235,14 @@ CAMPAIGN_CHANNEL_BACKENDS = {
 CAMPAIGN_OUTBOX_DIR = Path(
     env.str("CAMPAIGN_OUTBOX_DIR", default=str(BASE_DIR / "var" / "outbox"))
 )
+# The line every marketing SMS ends with (the backend adds it unless the text
+# already says it); answering it must withdraw the customer's SMS consent.
+CAMPAIGN_SMS_OPT_OUT = env.str("CAMPAIGN_SMS_OPT_OUT", default="Reply STOP to opt out")
+# Social audiences hash phone numbers as E.164 digits without the "+" (Meta's
+# customer lists); Google's Customer Match hashes them with it.
+CAMPAIGN_AUDIENCE_PHONE_PLUS = env.bool("CAMPAIGN_AUDIENCE_PHONE_PLUS", default=False)
+# How long the download link in a campaign.audience_ready event works.
+CAMPAIGN_AUDIENCE_LINK_DAYS = env.int("CAMPAIGN_AUDIENCE_LINK_DAYS", default=7)
 # At most this many marketing messages per customer in the window, all channels
 # together (a campaign may set its own); receipts are transactional and not counted.
 CAMPAIGN_FREQUENCY_CAP = env.int("CAMPAIGN_FREQUENCY_CAP", default=3)

@@ -25,6 +25,7 @@ from crm.models import (
     LoyaltyCard,
     LoyaltyTransaction,
     Product,
+    PushToken,
     Receipt,
     ReceiptLine,
     SalesChannel,
@@ -244,6 +245,21 @@ class ConsentInputSerializer(serializers.Serializer):
         choices=Consent.Source.choices, default=Consent.Source.API
     )
     recorded_at = serializers.DateTimeField(required=False, validators=[not_in_future])
+
+
+class PushTokenSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PushToken
+        fields = ["token", "platform", "customer", "registered_at", "revoked_at"]
+        read_only_fields = fields
+
+
+class PushTokenInputSerializer(serializers.Serializer):
+    token = serializers.CharField(
+        max_length=PushToken._meta.get_field("token").max_length,
+        help_text=_("The device token the push provider gave the app."),
+    )
+    platform = serializers.ChoiceField(choices=PushToken.Platform.choices)
 
 
 # Loyalty -----------------------------------------------------------------------

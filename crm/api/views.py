@@ -7,10 +7,12 @@ api/filters.py, input serializers check shapes and crm.api.services write.
 from datetime import UTC
 
 from django.db import transaction
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_view,
@@ -27,11 +29,12 @@ from crm.models import (
     LoyaltyCard,
     LoyaltyTransaction,
     Product,
+    PushToken,
     Receipt,
     Store,
 )
 from crm.selectors import customer_data_export
-from crm.services import customer_erase
+from crm.services import customer_erase, push_token_register, push_token_revoke
 
 from . import filters, serializers
 from .exceptions import django_errors, drf_errors
@@ -307,6 +310,69 @@ class CustomerViewSet(
         )
         return Response(
             serializers.ConsentSerializer(consent).data, status=status.HTTP_201_CREATED
+        )
+
+    @extend_schema(
+        methods=["POST"],
+        summary="Register a device's push token for the customer",
+        description=(
+            "The shop's app calls this when the customer signs in on a device (and "
+            "may on every start). Idempotent: the same token again keeps one "
+            "registration and makes it live and the customer's newest; a token "
+            "registered for another customer moves to this one. Pushes go to the "
+            "customer's newest live token. 201 when the token is new, else 200."
+        ),
+        request=serializers.PushTokenInputSerializer,
+        responses={
+            200: serializers.PushTokenSerializer,
+            201: serializers.PushTokenSerializer,
+            **ERROR_RESPONSES,
+        },
+    )
+    @extend_schema(
+        methods=["DELETE"],
+        summary="Revoke a push token (the customer signed out of the app)",
+        description="Harmless twice; 404 when the customer never held the token.",
+        parameters=[
+            OpenApiParameter(
+                "token",
+                str,
+                OpenApiParameter.QUERY,
+                required=True,
+                description="The token to revoke, URL-encoded.",
+            )
+        ],
+        request=None,
+        responses={204: None, 404: ERROR_RESPONSES[404]},
+    )
+    @action(
+        detail=True,
+        methods=["post", "delete"],
+        url_path="push-tokens",
+        filterset_class=None,
+        queryset=PushToken.objects.none(),
+    )
+    def push_tokens(self, request, pk=None):
+        customer = self.get_object()
+        if request.method == "DELETE":
+            token = request.query_params.get("token", "").strip()
+            # No stored token holds a NUL, and PostgreSQL refuses to compare one.
+            if (
+                not token
+                or "\x00" in token
+                or not customer.push_tokens.filter(token=token).exists()
+            ):
+                raise Http404
+            push_token_revoke(token=token, customer=customer)
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        serializer = serializers.PushTokenInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        push_token, created = push_token_register(
+            customer=customer, **serializer.validated_data
+        )
+        return Response(
+            serializers.PushTokenSerializer(push_token).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
     @extend_schema(

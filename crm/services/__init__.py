@@ -20,6 +20,7 @@ from .loyalty import (
     points_earn,
     points_redeem,
 )
+from .push_tokens import push_token_register, push_token_revoke
 from .receipt_email import receipt_email_request, receipt_email_send
 from .receipts import (
     LineInput,
@@ -52,6 +53,8 @@ __all__ = [
     "points_adjust",
     "points_earn",
     "points_redeem",
+    "push_token_register",
+    "push_token_revoke",
     "receipt_email_request",
     "receipt_email_send",
     "receipt_record",

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from crm.api.models import IdempotencyRecord
-from crm.models import Consent, Contact, Customer, LoyaltyCard
+from crm.models import Consent, Contact, Customer, LoyaltyCard, PushToken
 from crm.webhooks.services import customer_erased_emit, webhook_deliveries_scrub
 
 from .contacts import ContactRef, contact_announce
@@ -42,8 +42,9 @@ def customer_erase(
     """Erase a customer's personal data and keep the anonymous record.
 
     Gone: the customer's identifying and descriptive fields, interests (tags),
-    contact payloads, what the webhook delivery log says about them, the kept
-    answers of their idempotent requests, and their name in the admin's history.
+    push tokens, contact payloads, what the webhook delivery log says about them,
+    the kept answers of their idempotent requests, and their name in the admin's
+    history.
     Every consent is withdrawn, loyalty cards are blocked (a card would tie new
     sales to the person again), and subscribers to customer.erased are told, so
     they delete their copy. Sales, points and statistics stay: bookkeeping keeps
@@ -58,6 +59,8 @@ def customer_erase(
     _consents_withdraw(customer, by=by, now=now)
     Contact.objects.filter(customer=customer).exclude(payload={}).update(payload={})
     customer.tags.clear()
+    # A device token reaches the person as surely as a phone number does.
+    PushToken.objects.filter(customer=customer).delete()
     LoyaltyCard.objects.filter(
         customer=customer, status=LoyaltyCard.Status.ACTIVE
     ).update(status=LoyaltyCard.Status.BLOCKED)

@@ -21,6 +21,9 @@ class WebhookEvent(models.TextChoices):
     CUSTOMER_CREATED = "customer.created", _("A customer was registered")
     PERSONA_CHANGED = "persona.changed", _("A customer's persona changed")
     CUSTOMER_ERASED = "customer.erased", _("A customer's personal data was erased")
+    # Announced by the apps built on crm (a campaign's social audience): the
+    # payload names the export and where to download it, never a customer.
+    AUDIENCE_READY = "audience.ready", _("An audience export is ready to download")
 
 
 class WebhookSubscription(models.Model):

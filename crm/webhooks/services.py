@@ -269,8 +269,11 @@ def _consents_granted(
 
 
 # Events every subscriber hears whatever its consent channel: they carry nothing
-# personal, and a receiver that markets must act on them.
-CONSENT_EXEMPT_EVENTS = frozenset({WebhookEvent.CUSTOMER_ERASED})
+# personal, and a receiver that markets must act on them (an ad platform deletes
+# an erased customer; it uploads an audience, whose rows are consented already).
+CONSENT_EXEMPT_EVENTS = frozenset(
+    {WebhookEvent.CUSTOMER_ERASED, WebhookEvent.AUDIENCE_READY}
+)
 
 
 def webhook_events_emit(

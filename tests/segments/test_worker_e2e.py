@@ -1,10 +1,6 @@
 """End to end: a real Celery worker and Redis bring memberships up to date."""
 
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import redis
@@ -15,6 +11,7 @@ from crm.services import LineInput, receipt_record
 from segments.models import CustomerSegmentState, SegmentEvent
 from segments.services import segment_create
 from tests.crm.factories import CustomerFactory
+from tests.workers import wait_for, worker_start, worker_stop
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -24,57 +21,16 @@ pytestmark = [
     ),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(predicate, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    return predicate()
-
 
 @pytest.fixture
 def worker():
     """A Celery worker process on the test database and the test Redis."""
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-        ),
-        "REDIS_URL": settings.REDIS_URL,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel=WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    process = worker_start()
     try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        worker_stop(process)
         redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 
