@@ -17,7 +17,7 @@ CHANNELS = tuple(Channel.values)
 
 class CampaignForm(forms.ModelForm):
     channels = ChannelListField(
-        label=_("channels to try, in order"),
+        label=_("Channels to try, in order"),
         choices=CHANNELS,
         help_text=_(
             "Separated by commas (%s). Used for customers whose own preference, "
@@ -50,7 +50,7 @@ class CampaignForm(forms.ModelForm):
             "attribution_days",
         ]
         labels = {
-            "include_segments": _("send to the members of"),
+            "include_segments": _("Send to the members of"),
             "include_personas": _("and to the customers of the personas"),
             "exclude_segments": _("but never to the members of"),
         }

@@ -283,11 +283,15 @@ class CampaignAdmin(ServiceFormMixin, admin.ModelAdmin):
     list_per_page = 50
     autocomplete_fields = [*AUDIENCE_FIELDS, "trigger_segment"]
     change_form_template = "admin/campaigns/campaign/change_form.html"
+    # get_absolute_url is this very page.
+    view_on_site = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Campaign]:
         # Names only: the list shows the audience as text.
         names = ("id", "name", "slug")
-        return Campaign.objects.select_related("trigger_segment").prefetch_related(
+        return Campaign.objects.select_related(
+            "trigger_segment", "created_by"
+        ).prefetch_related(
             Prefetch("include_segments", Segment.objects.only(*names)),
             Prefetch("include_personas", Persona.objects.only(*names)),
             Prefetch("exclude_segments", Segment.objects.only(*names)),
@@ -353,7 +357,7 @@ class CampaignAdmin(ServiceFormMixin, admin.ModelAdmin):
                     {
                         "fields": [
                             ("status", "next_run_at"),
-                            ("created_by", "created_at"),
+                            ("created_by_name", "created_at"),
                         ]
                     },
                 ),
@@ -364,7 +368,7 @@ class CampaignAdmin(ServiceFormMixin, admin.ModelAdmin):
         if obj is None:
             return []
         # The slug is how the API and the links refer to a campaign: fixed once made.
-        fields = ["slug", "status", "next_run_at", "created_by", "created_at"]
+        fields = ["slug", "status", "next_run_at", "created_by_name", "created_at"]
         if campaign_locked(obj):
             fields.extend(
                 name
@@ -434,6 +438,11 @@ class CampaignAdmin(ServiceFormMixin, admin.ModelAdmin):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
+
+    # As text: a link would lead marketers to the user pages they may not open.
+    @admin.display(description=_("created by"))
+    def created_by_name(self, obj: Campaign) -> str:
+        return obj.created_by.get_username() if obj.created_by else "-"
 
     # The list --------------------------------------------------------------------
 
