@@ -4,12 +4,14 @@ from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from crm.admin.base import ObjectSelectRelatedMixin, ReadOnlyAdminMixin
 
 from ..models import CampaignChange, CampaignRun, Delivery, Message
+from .display import change_summary
 
 
 class CampaignPartFilter(admin.SimpleListFilter):
@@ -164,13 +166,31 @@ class CampaignRunAdmin(ReadOnlyAdminMixin, ObjectSelectRelatedMixin, admin.Model
 class CampaignChangeAdmin(
     ReadOnlyAdminMixin, ObjectSelectRelatedMixin, admin.ModelAdmin
 ):
-    list_display = ["changed_at", "campaign", "action", "changed_by_name", "details"]
+    list_display = [
+        "changed_at",
+        "campaign",
+        "action",
+        "changed_by_name",
+        "details_display",
+    ]
     list_select_related = ["campaign", "changed_by"]
     list_filter = ["action", "campaign"]
     list_per_page = 100
     object_select_related = ("campaign", "changed_by")
-    fields = ["campaign", "action", "changed_by_name", "changed_at", "details"]
-    readonly_fields = ["changed_by_name"]
+    fields = [
+        "campaign",
+        "action",
+        "changed_by_name",
+        "changed_at",
+        "details_display",
+    ]
+    readonly_fields = ["changed_by_name", "details_display"]
+
+    @admin.display(description=_("details"))
+    def details_display(self, obj: CampaignChange) -> str:
+        return format_html_join(
+            mark_safe("<br>"), "{}", ((line,) for line in change_summary(obj.details))
+        )
 
     # As text: a link would lead marketers to the user pages they may not open.
     @admin.display(description=_("changed by"))

@@ -341,6 +341,23 @@ def test_deliveries_list_filters_by_campaign_and_status_and_links_the_customer(
     assert "the campaign&#x27;s first channel" in response.text
 
 
+def test_deliveries_are_found_by_the_customers_email_or_number(
+    marketer_client, campaign
+):
+    deliveries_make(campaign, {Status.SENT: 3})
+    delivery = Delivery.objects.select_related("customer").first()
+
+    by_email = marketer_client.get(
+        url("delivery_changelist") + f"?q={delivery.customer.email.upper()}"
+    )
+    by_number = marketer_client.get(
+        url("delivery_changelist") + f"?q={delivery.customer_id}"
+    )
+
+    assert [d.pk for d in by_email.context["cl"].result_list] == [delivery.pk]
+    assert [d.pk for d in by_number.context["cl"].result_list] == [delivery.pk]
+
+
 def test_deliveries_runs_and_changes_are_read_only(marketer_client, campaign):
     run = deliveries_make(campaign, {Status.SENT: 1})
     delivery = Delivery.objects.get()
@@ -386,6 +403,7 @@ def test_change_log_lists_who_did_what(
         "schedule",
     ]
     assert "marketer" in response.text
+    assert "from: scheduled" in response.text
 
 
 # Who may ----------------------------------------------------------------------
