@@ -212,6 +212,55 @@ def test_campaign_form_refuses_what_cannot_be_sent(
     assert not Campaign.objects.filter(name="Summer sale").exists()
 
 
+def test_editing_a_draft_replaces_its_messages_as_the_page_shows_them(
+    marketer_client, campaign, segment
+):
+    general = campaign.messages.get()
+    data = form_data(
+        segment,
+        name="Spring sale",
+        **{
+            "messages-TOTAL_FORMS": "2",
+            "messages-INITIAL_FORMS": "1",
+            "messages-0-id": str(general.pk),
+            "messages-0-campaign": str(campaign.pk),
+            "messages-0-name": "General",
+            "messages-0-DELETE": "on",
+            "messages-1-name": "Push",
+            "messages-1-channel": "push",
+            "messages-1-segment": "",
+            "messages-1-persona": "",
+            "messages-1-weight": "2",
+            "messages-1-subject": "",
+            "messages-1-body_text": "20% off, {{ first_name }}",
+            "messages-1-body_html": "",
+        },
+    )
+    data.pop("slug")
+
+    response = marketer_client.post(url("campaign_change", campaign.pk), data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert list(campaign.messages.values_list("name", "channel", "weight")) == [
+        ("Push", "push", 2)
+    ]
+    # A draft's edits are not history: the log starts at scheduling.
+    assert not campaign.changes.exists()
+
+
+def test_a_refusal_of_the_service_is_shown_beside_its_field(marketer_client, segment):
+    response = marketer_client.post(
+        url("campaign_add"),
+        form_data(segment, kind="recurring", recurrence="every other Tuesday"),
+    )
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "recurrence" in errors
+    assert not Campaign.objects.filter(name="Summer sale").exists()
+    assert not Message.objects.exists()
+
+
 def test_a_message_is_for_a_segment_or_a_persona_not_both(marketer_client, segment):
     persona = persona_create(name="Sarah", query='city = "delft"')
 
