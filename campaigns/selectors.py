@@ -1,8 +1,8 @@
 """Reads of the campaigns app, one per use case."""
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 
-from .models import Campaign, Delivery
+from .models import Campaign, Delivery, Message
 
 
 def campaign_list() -> QuerySet[Campaign]:
@@ -14,8 +14,9 @@ def campaign_list() -> QuerySet[Campaign]:
         "include_segments",
         "include_personas",
         "exclude_segments",
-        "messages__segment",
-        "messages__persona",
+        Prefetch(
+            "messages", queryset=Message.objects.select_related("segment", "persona")
+        ),
     )
 
 

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 admin.site.site_header = "Loyalist"
 admin.site.site_title = "Loyalist"
-admin.site.index_title = "Customers, segments and personas"
+admin.site.index_title = "Customers, segments, personas and campaigns"
 
 handler403 = "config.views.permission_denied"
 
@@ -15,6 +15,9 @@ urlpatterns = [
     path("desk/", include("crm.desk.urls")),
     # The unsubscribe, open and click links in campaign email: short, public.
     path("c/", include("campaigns.urls")),
+    # Mailing lists and social audiences of a campaign run, for staff (and a
+    # signed link for the ad platform's webhook receiver).
+    path("campaigns/", include("campaigns.urls_exports")),
     path("api/v1/", include("crm.api.urls")),
     path("api/v1/", include("segments.api.urls")),
     path("api/v1/", include("personas.api.urls")),

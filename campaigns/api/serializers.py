@@ -133,7 +133,9 @@ class CampaignSerializer(serializers.ModelSerializer):
     counts = serializers.SerializerMethodField(
         help_text=_("Deliveries per status, over all runs.")
     )
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Campaign
@@ -206,3 +208,20 @@ class ScheduleSerializer(serializers.Serializer):
     campaign = serializers.SlugField()
     status = serializers.CharField()
     next_run_at = serializers.DateTimeField(allow_null=True)
+
+
+class AudiencePreviewSerializer(serializers.Serializer):
+    """What a run planned now would do, without writing anything."""
+
+    audience = serializers.IntegerField(help_text=_("Customers in the audience."))
+    held_out = serializers.IntegerField(help_text=_("In the control group."))
+    planned = serializers.IntegerField(help_text=_("Would get a message now."))
+    deferred = serializers.IntegerField(help_text=_("Would get it after quiet hours."))
+    skipped = serializers.IntegerField(help_text=_("No usable channel, or capped."))
+    by_channel = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text=_("Planned and deferred messages per channel."),
+    )
+    skipped_reasons = serializers.DictField(
+        child=serializers.IntegerField(), help_text=_("Skipped customers per reason.")
+    )

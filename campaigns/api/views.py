@@ -1,5 +1,7 @@
 """Campaigns over the REST API: CRUD of drafts, the lifecycle, deliveries."""
 
+from dataclasses import asdict
+
 from django.db import transaction
 from drf_spectacular.utils import (
     OpenApiResponse,
@@ -22,6 +24,7 @@ from ..services.campaigns import (
     campaign_resume,
     campaign_schedule,
 )
+from ..services.planning import audience_preview
 from . import filters, serializers
 from .services import api_campaign_create, api_campaign_update
 
@@ -152,6 +155,28 @@ class CampaignViewSet(
     def cancel(self, request, slug=None):
         campaign = campaign_cancel(campaign=self.get_object(), user=request.user)
         return self._output(campaign)
+
+    @extend_schema(
+        summary=(
+            "The audience a run planned now would have: size, control group, "
+            "channels, deferred and skipped with reasons; nothing is written"
+        ),
+        request=None,
+        responses={
+            200: serializers.AudiencePreviewSerializer,
+            404: OpenApiResponse(description="No such campaign."),
+        },
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        filterset_class=None,
+        write_roles=SEE_ALL,
+        throttle_scope="preview",
+    )
+    def preview(self, request, slug=None):
+        preview = audience_preview(campaign=self.get_object())
+        return Response(serializers.AudiencePreviewSerializer(asdict(preview)).data)
 
     @extend_schema(
         summary="The campaign's deliveries: who got what, on which channel, or why not",

@@ -9,13 +9,14 @@ step is recorded the same way.
 
 import json
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.template import Template, TemplateSyntaxError
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -23,9 +24,10 @@ from django.utils.translation import gettext as _
 from crm.errors import field_error
 from crm.models import Channel, Customer
 from personas.models import Persona
-from segments.models import Segment
+from segments.models import Segment, SegmentEvent
 
 from ..models import Campaign, CampaignChange, CampaignRun, Delivery, Message
+from ..personalisation import template_validate
 from ..recurrence import next_occurrence, recurrence_parse
 
 Status = Campaign.Status
@@ -78,22 +80,14 @@ FINISHED = frozenset({Status.SENT, Status.CANCELLED})
 
 
 def message_template_validate(text: str, *, field: str) -> None:
-    """Refuse a message text that would not render.
-
-    Only Django's template syntax is checked here; personalisation's allow-list
-    of fields plugs in at this one function.
-    """
+    """Refuse a message text that would not render for every customer, keyed by
+    the field it came in (for example "messages[0].body_text")."""
     if not text:
         return
     try:
-        Template(text)
-    except TemplateSyntaxError as exc:
-        raise field_error(
-            field,
-            _("The template does not parse: %(problem)s. Check its {{ }} and {%% %%}."),
-            "template_invalid",
-            problem=str(exc),
-        ) from None
+        template_validate(text)
+    except ValidationError as exc:
+        raise ValidationError({field: exc.error_list}) from None
 
 
 def _channels_check(channels: Any, *, field: str = "channels") -> list[str]:
@@ -273,6 +267,20 @@ def _clean(campaign: Campaign) -> None:
             "invalid",
         )
     _channels_check(list(campaign.costs), field="costs")
+    for channel, cost in campaign.costs.items():
+        try:
+            amount = Decimal(str(cost))
+            valid = amount.is_finite() and amount >= 0
+        except InvalidOperation:
+            valid = False
+        if not valid:
+            raise field_error(
+                "costs",
+                _('The cost of %(channel)s must be an amount such as "0.07".'),
+                "invalid_cost",
+                channel=channel,
+            )
+        campaign.costs[channel] = str(cost)
     campaign.full_clean(
         exclude=["include_segments", "include_personas", "exclude_segments"]
     )
@@ -499,6 +507,12 @@ def campaign_schedule(*, campaign: Campaign, user: AbstractBaseUser | None) -> C
     locked = _locked(campaign)
     if locked.status in RUNNING:
         return campaign
+    if locked.status == Status.PAUSED:
+        raise field_error(
+            "status",
+            _("The campaign is paused; resume it instead of scheduling it again."),
+            "campaign_paused",
+        )
     if locked.status != Status.DRAFT:
         raise field_error(
             "status",
@@ -512,7 +526,17 @@ def campaign_schedule(*, campaign: Campaign, user: AbstractBaseUser | None) -> C
         Status.ACTIVE if campaign.kind == Kind.TRIGGERED else (Status.SCHEDULED)
     )
     campaign.next_run_at = next_run
-    campaign.save(update_fields=["status", "next_run_at", "updated_at"])
+    update = ["status", "next_run_at", "updated_at"]
+    if campaign.kind == Kind.TRIGGERED:
+        # Greets those who enter from now on, not everyone who ever entered.
+        campaign.trigger_cursor = (
+            SegmentEvent.objects.filter(segment=campaign.trigger_segment).aggregate(
+                last=Max("pk")
+            )["last"]
+            or 0
+        )
+        update.append("trigger_cursor")
+    campaign.save(update_fields=update)
     _change_record(
         campaign=campaign,
         user=user,

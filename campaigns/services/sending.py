@@ -338,10 +338,21 @@ def runs_finish(*, now: datetime | None = None) -> int:
     pending = Delivery.objects.filter(
         status__in=(*DUE_STATUSES, Delivery.Status.SENDING)
     ).values("run")
-    finished = CampaignRun.objects.filter(
-        status__in=(CampaignRun.Status.PLANNED, CampaignRun.Status.SENDING)
-    ).exclude(pk__in=pending)
-    count = finished.update(status=CampaignRun.Status.FINISHED, finished_at=now)
+    finished = list(
+        CampaignRun.objects.filter(
+            status__in=(CampaignRun.Status.PLANNED, CampaignRun.Status.SENDING)
+        )
+        .exclude(pk__in=pending)
+        .select_related("campaign")
+    )
+    count = CampaignRun.objects.filter(pk__in=[run.pk for run in finished]).update(
+        status=CampaignRun.Status.FINISHED, finished_at=now
+    )
+    for run in finished:
+        # Channels that deliver a whole run at once (a social audience) hear
+        # that it is complete.
+        for channel in settings.CAMPAIGN_CHANNEL_BACKENDS:
+            backend_for(channel).run_finished(run)
     Campaign.objects.filter(
         kind=Campaign.Kind.ONE_OFF, status=Campaign.Status.SENDING
     ).exclude(

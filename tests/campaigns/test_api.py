@@ -2,8 +2,10 @@
 
 import pytest
 from django.core.exceptions import ValidationError
+from drf_spectacular.generators import SchemaGenerator
 
-from campaigns.models import Campaign, Delivery
+from campaigns.models import Campaign, CampaignRun, Delivery
+from crm.models import Consent
 from segments.services import segment_create
 from tests.api.conftest import errors_of
 from tests.campaigns.factories import (
@@ -14,7 +16,7 @@ from tests.campaigns.factories import (
     PersonaFactory,
 )
 from tests.crm.factories import CustomerFactory
-from tests.segments.factories import SegmentFactory
+from tests.segments.factories import SegmentFactory, membership_create
 
 URL = "/api/v1/campaigns/"
 S = Campaign.Status
@@ -118,7 +120,7 @@ def test_a_triggered_campaign_names_its_segment_by_slug(marketer, audience):
         ),
         (
             {"messages": [{"name": "x", "channel": "email", "body_text": "{% if %}"}]},
-            ("messages[0].body_text", "template_invalid"),
+            ("messages[0].body_text", "template_syntax"),
         ),
         ({"recurrence": "RRULE:FREQ=SOMETIMES"}, ("recurrence", "recurrence_invalid")),
         ({"holdout_percent": 91}, ("holdout_percent", "max_value")),
@@ -205,14 +207,16 @@ def test_counts_per_status_on_detail_and_list(reader, django_assert_max_num_quer
         other.include_segments.add(SegmentFactory())
         DeliveryFactory(run=CampaignRunFactory(campaign=other))
 
-    counts = reader.get(f"{URL}c/").json()["counts"]
+    with django_assert_max_num_queries(8):
+        counts = reader.get(f"{URL}c/").json()["counts"]
     assert counts == {
         **dict.fromkeys(Delivery.Status.values, 0),
         "sent": 2,
         "held_out": 1,
     }
-    # Token, user and groups; the page; five prefetches; one aggregate of counts.
-    with django_assert_max_num_queries(10):
+    # Token and user, groups; the page; four prefetches (messages with their
+    # targets); one aggregate of the counts: however many campaigns.
+    with django_assert_max_num_queries(8):
         response = reader.get(URL)
     results = response.json()["results"]
     assert len(results) == 5
@@ -265,6 +269,40 @@ def test_deliveries_filter_and_page(reader, django_assert_max_num_queries):
         seen += [r["id"] for r in page["results"]]
         page_url = page["next"]
     assert len(seen) == len(set(seen)) == 6
+
+
+# Preview ----------------------------------------------------------------------------
+
+
+def test_preview_gives_the_audience_figures_without_writing(reader, till):
+    regulars = SegmentFactory(slug="regulars")
+    campaign = CampaignFactory(slug="c", holdout_percent=0, channels=["email"])
+    campaign.include_segments.add(regulars)
+    MessageFactory(campaign=campaign)
+    for n in range(3):
+        customer = membership_create(segment=regulars).customer
+        if n < 2:
+            Consent.objects.create(
+                customer=customer,
+                channel="email",
+                status=Consent.Status.GRANTED,
+                source=Consent.Source.STORE,
+                wording="yes",
+            )
+
+    response = reader.post(f"{URL}c/preview/")
+
+    assert response.status_code == 200, response.json()
+    figures = response.json()
+    assert figures["audience"] == 3
+    assert figures["held_out"] == 0
+    assert figures["planned"] + figures["deferred"] == 2
+    assert figures["by_channel"] == {"email": 2}
+    assert figures["skipped"] == 1
+    assert sum(figures["skipped_reasons"].values()) == 1
+    assert not Delivery.objects.exists()
+    assert not CampaignRun.objects.exists()
+    assert till.post(f"{URL}c/preview/").status_code == 403
 
 
 # Roles ------------------------------------------------------------------------------
@@ -350,3 +388,13 @@ def test_personas_take_channel_preference_as_preferred_channels(marketer):
     )
     assert conflict.status_code == 400
     assert errors_of(conflict) == [("channel_preference", "alias_conflict")]
+
+
+def test_the_schema_says_what_may_be_null(db):
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    campaign = schema["components"]["schemas"]["Campaign"]["properties"]
+    delivery = schema["components"]["schemas"]["Delivery"]["properties"]
+    assert campaign["created_by"].get("nullable") is True
+    assert delivery["message"].get("nullable") is True
+    assert "/api/v1/campaigns/{slug}/preview/" in schema["paths"]
+    assert "put" not in schema["paths"]["/api/v1/campaigns/{slug}/"]

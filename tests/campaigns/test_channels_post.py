@@ -20,11 +20,6 @@ from .channel_support import campaign_run, delivery, grant, message_for, outgoin
 POST = Channel.POST
 
 
-@pytest.fixture(autouse=True)
-def _export_urls(settings):
-    settings.ROOT_URLCONF = "tests.campaigns.exports_urls"
-
-
 def _addressed(n: int = 0, **fields):
     values = {
         "first_name": f"Ann{n}",

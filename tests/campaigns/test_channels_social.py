@@ -146,7 +146,6 @@ def test_announcing_tells_subscribers_where_to_download_and_nothing_personal(
     db, settings
 ):
     settings.PUBLIC_BASE_URL = "https://crm.example.com"
-    settings.ROOT_URLCONF = "tests.campaigns.exports_urls"
     settings.LOYALIST_WEBHOOK_ALLOW_PRIVATE = True
     # An ad platform only hears about customers who agreed to social audiences;
     # the announcement concerns none, so it must reach it all the same.
@@ -186,7 +185,6 @@ def test_an_empty_audience_is_not_announced(db):
 def test_the_signed_link_downloads_the_audience_without_signing_in(
     db, client, settings
 ):
-    settings.ROOT_URLCONF = "tests.campaigns.exports_urls"
     run = campaign_run()
     _sent(run, _consented(email="a@example.com"))
     path = urlsplit(audience_download_url(run))
@@ -200,7 +198,6 @@ def test_the_signed_link_downloads_the_audience_without_signing_in(
 
 
 def test_a_link_for_another_run_or_a_forged_one_is_refused(db, client, settings):
-    settings.ROOT_URLCONF = "tests.campaigns.exports_urls"
     run, other = campaign_run(), campaign_run()
     signature = signing.TimestampSigner(salt="campaigns.audience").sign(str(other.pk))
 
@@ -217,7 +214,6 @@ def test_a_link_for_another_run_or_a_forged_one_is_refused(db, client, settings)
 
 
 def test_staff_need_the_delivery_permission_to_download(db, settings):
-    settings.ROOT_URLCONF = "tests.campaigns.exports_urls"
     run = campaign_run()
     url = f"/campaigns/runs/{run.pk}/audience.csv"
     marketer, clerk = Client(), Client()

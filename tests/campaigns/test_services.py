@@ -24,7 +24,7 @@ from tests.campaigns.factories import (
     MessageFactory,
     PersonaFactory,
 )
-from tests.segments.factories import SegmentFactory
+from tests.segments.factories import SegmentEventFactory, SegmentFactory
 
 pytestmark = pytest.mark.django_db
 S = Campaign.Status
@@ -98,17 +98,24 @@ def test_create_makes_a_draft_with_audience_and_messages(user):
         ),
         (
             {"messages": [email(body_text="Hi {% if %}")]},
-            ("messages[0].body_text", "template_invalid"),
+            ("messages[0].body_text", "template_syntax"),
         ),
         (
             {"messages": [email(subject="{{ first_name|nosuchfilter }}")]},
-            ("messages[0].subject", "template_invalid"),
+            ("messages[0].subject", "template_syntax"),
+        ),
+        (
+            {"messages": [email(body_html="<p>{{ customer.password }}</p>")]},
+            ("messages[0].body_html", "unknown_field"),
         ),
         ({"messages": [email(), email()]}, ("messages[1].name", "duplicate")),
         ({"messages": [email(body_text="")]}, ("messages[0].body_text", "required")),
         ({"recurrence": "RRULE:FREQ=NEVER"}, ("recurrence", "recurrence_invalid")),
         ({"holdout_percent": 95}, ("holdout_percent", "max_value")),
         ({"costs": {"fax": "1"}}, ("costs", "invalid_channel")),
+        ({"costs": {"sms": "cheap"}}, ("costs", "invalid_cost")),
+        ({"costs": {"sms": "-0.01"}}, ("costs", "invalid_cost")),
+        ({"costs": {"sms": "Infinity"}}, ("costs", "invalid_cost")),
     ],
 )
 def test_create_refuses_bad_input_by_field(user, fields, expected):
@@ -229,16 +236,19 @@ def test_a_recurring_campaign_is_due_at_its_next_occurrence(user, settings):
     assert campaign.next_run_at > timezone.now()
 
 
-def test_a_triggered_campaign_becomes_active(user):
+def test_a_triggered_campaign_becomes_active_and_greets_only_later_entries(user):
+    newcomers = SegmentFactory()
+    before = [SegmentEventFactory(segment=newcomers) for _ in range(2)]
+    SegmentEventFactory()
     campaign = draft(
-        user,
-        kind="triggered",
-        trigger={"segment": SegmentFactory(), "delay_minutes": 5},
+        user, kind="triggered", trigger={"segment": newcomers, "delay_minutes": 5}
     )
     campaign_schedule(campaign=campaign, user=user)
     campaign.refresh_from_db()
     assert campaign.status == S.ACTIVE
     assert campaign.trigger_delay_minutes == 5
+    assert campaign.next_run_at is None
+    assert campaign.trigger_cursor == before[-1].pk
 
 
 def test_schedule_lists_everything_that_is_missing(user):
