@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from crm.forms import ChannelListField
 from crm.models import Customer, SalesChannel
 from segments.forms import RuleJSONField, rule_text
 
@@ -12,36 +13,6 @@ from .models import Persona
 from .services import persona_rules_from_input
 
 CONTACT_CHANNELS = tuple(c for c in Customer.PreferredChannel.values if c)
-
-
-class ChannelListField(forms.CharField):
-    """An ordered list of channel names typed as "email, sms"."""
-
-    def __init__(self, *, choices: tuple[str, ...], **kwargs: Any):
-        self.allowed = choices
-        kwargs.setdefault("required", False)
-        kwargs.setdefault(
-            "help_text", _("In order, separated by commas: %s.") % ", ".join(choices)
-        )
-        super().__init__(**kwargs)
-
-    def prepare_value(self, value: Any) -> Any:
-        return ", ".join(value) if isinstance(value, list) else value
-
-    def to_python(self, value: Any) -> list[str]:
-        text = super().to_python(value) or ""
-        items = [item.strip().lower() for item in text.split(",") if item.strip()]
-        unknown = [item for item in items if item not in self.allowed]
-        if unknown:
-            raise forms.ValidationError(
-                _("Unknown channel %(names)s; use %(allowed)s."),
-                params={
-                    "names": ", ".join(unknown),
-                    "allowed": ", ".join(self.allowed),
-                },
-                code="unknown_channel",
-            )
-        return list(dict.fromkeys(items))
 
 
 class PersonaForm(forms.ModelForm):

@@ -8,6 +8,9 @@ from django.utils.text import slugify
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from crm.forms import ChannelListField
+from crm.models import Channel
+
 from .compiler import rule_check
 from .fields import RuleError
 from .models import Segment
@@ -121,9 +124,27 @@ class SegmentForm(forms.ModelForm):
         ),
     )
 
+    channel_preference = ChannelListField(
+        label=_("channel preference"),
+        choices=tuple(Channel.values),
+        help_text=_(
+            "Channels to reach this segment's members on, in order, separated by "
+            "commas (%s). Campaigns use the first that reaches a customer whose own "
+            "preference and persona name none."
+        )
+        % ", ".join(Channel.values),
+    )
+
     class Meta:
         model = Segment
-        fields = ["name", "slug", "description", "kind", "is_active"]
+        fields = [
+            "name",
+            "slug",
+            "description",
+            "kind",
+            "is_active",
+            "channel_preference",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

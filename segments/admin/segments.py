@@ -43,7 +43,7 @@ from .panels import segment_min_size, segment_size_chart
 PREVIEW_SAMPLE = 20
 MEMBERS_SHOWN = 50
 EVENTS_SHOWN = 50
-SEGMENT_FIELDS = ("name", "description", "kind", "is_active")
+SEGMENT_FIELDS = ("name", "description", "kind", "is_active", "channel_preference")
 
 
 def _sample_row(customer: Customer) -> dict[str, Any]:
@@ -68,6 +68,7 @@ class SegmentAdmin(
         "kind",
         "is_active",
         "size_display",
+        "channels_display",
         "last_computed_at",
     ]
     list_filter = ["kind", "is_active"]
@@ -90,7 +91,11 @@ class SegmentAdmin(
 
     def get_fieldsets(self, request: HttpRequest, obj: Segment | None = None):
         main = ["name", "slug", "kind", "description", "is_active"]
-        fieldsets = [(None, {"fields": main}), self.rule_fieldset]
+        fieldsets = [
+            (None, {"fields": main}),
+            self.rule_fieldset,
+            (_("Reaching them"), {"fields": ["channel_preference"]}),
+        ]
         if obj is not None:
             fieldsets.append(
                 (
@@ -219,6 +224,10 @@ class SegmentAdmin(
                 gettext("under %(minimum)d") % {"minimum": minimum},
             )
         return str(obj.size)
+
+    @admin.display(description=_("channels"))
+    def channels_display(self, obj: Segment) -> str:
+        return ", ".join(obj.channel_preference) or "-"
 
     @admin.action(description=_("Recompute members"), permissions=["change"])
     def recompute(self, request: HttpRequest, queryset: QuerySet[Segment]) -> None:
