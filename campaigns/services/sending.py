@@ -174,6 +174,23 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(minutes=2**attempts)
 
 
+def _contact(delivery: Delivery, kind: str, now: datetime, error: str = "") -> Contact:
+    payload = {
+        "campaign": delivery.campaign_id,
+        "delivery": delivery.pk,
+        "message": delivery.message_id,
+    }
+    if error:
+        payload["error"] = error[:300]
+    return Contact(
+        customer_id=delivery.customer_id,
+        kind=kind,
+        channel=CONTACT_CHANNELS[delivery.channel],
+        occurred_at=now,
+        payload=payload,
+    )
+
+
 @transaction.atomic
 def outcomes_record(
     *, deliveries: list[Delivery], outcomes: dict[int, Outcome], now: datetime
@@ -190,23 +207,17 @@ def outcomes_record(
             delivery.provider_message_id = outcome.provider_message_id[:200]
             delivery.error = ""
             result.sent += 1
-            contacts.append(
-                Contact(
-                    customer_id=delivery.customer_id,
-                    kind=Contact.Kind.MESSAGE_RECEIVED,
-                    channel=CONTACT_CHANNELS[delivery.channel],
-                    occurred_at=now,
-                    payload={
-                        "campaign": delivery.campaign_id,
-                        "delivery": delivery.pk,
-                        "message": delivery.message_id,
-                    },
-                )
-            )
+            contacts.append(_contact(delivery, Contact.Kind.MESSAGE_RECEIVED, now))
         elif outcome.permanent or delivery.attempts >= settings.CAMPAIGN_MAX_ATTEMPTS:
             delivery.status = Delivery.Status.FAILED
             delivery.error = outcome.error[:300]
             result.failed += 1
+            if outcome.permanent and delivery.channel == "email":
+                # The receiving server refused the address: a bounce, which
+                # segments can count like any other contact.
+                contacts.append(
+                    _contact(delivery, Contact.Kind.EMAIL_BOUNCE, now, outcome.error)
+                )
         else:
             delivery.status = Delivery.Status.PLANNED
             delivery.planned_at = now + _backoff(delivery.attempts)

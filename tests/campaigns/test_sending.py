@@ -186,6 +186,9 @@ def test_a_refused_address_fails_alone(segment, smtp_server):
     refused = Delivery.objects.get(customer=bob)
     assert refused.status == Delivery.Status.FAILED
     assert refused.error
+    bounce = Contact.objects.get(kind=Contact.Kind.EMAIL_BOUNCE)
+    assert bounce.customer_id == bob.pk
+    assert bounce.payload["delivery"] == refused.pk
 
 
 def test_temporary_failures_are_retried_later_then_given_up(
