@@ -33,13 +33,12 @@ DEMO_CAMPAIGNS: tuple[dict[str, Any], ...] = (
                 "subject": "{{ first_name }}, the spring collection is in",
                 "body_text": (
                     "Hi {{ first_name }},\n\nThe spring collection is in at "
-                    "{{ store }}. You have {{ points }} points to spend on it.\n\n"
-                    "Unsubscribe: {{ unsubscribe_url }}"
+                    "{{ store }}. You have {{ points }} points to spend on it."
                 ),
                 "body_html": (
                     "<p>Hi {{ first_name }},</p><p>The spring collection is in at "
                     "{{ store }}. You have <b>{{ points }}</b> points to spend on "
-                    'it.</p><p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
+                    "it.</p>"
                 ),
             },
             {
@@ -84,8 +83,7 @@ DEMO_CAMPAIGNS: tuple[dict[str, Any], ...] = (
                 "subject": "We miss you, {{ first_name }}",
                 "body_text": (
                     "Hi {{ first_name }},\n\nIt has been a while. Your {{ points }} "
-                    "points are waiting at {{ store }}.\n\n"
-                    "Unsubscribe: {{ unsubscribe_url }}"
+                    "points are waiting at {{ store }}."
                 ),
             },
         ],
