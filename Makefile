@@ -42,7 +42,7 @@ run: install
 	@echo "  API docs:  http://$(HOST):$(PORT)/api/docs/"
 	@echo "Demo logins (user / password):"
 	@echo "  admin / loyalist-admin          everything"
-	@echo "  marketer / loyalist-marketer    segments and personas in the admin"
+	@echo "  marketer / loyalist-marketer    segments, personas and campaigns in the admin"
 	@echo "  clerk-<store> / loyalist-clerk  the till page of one store"
 	@echo "Stop with Ctrl-C."
 	@if [ -n "$$REDIS_URL" ]; then \
