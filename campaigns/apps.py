@@ -5,9 +5,13 @@ class CampaignsConfig(AppConfig):
     name = "campaigns"
 
     def ready(self) -> None:
+        from crm import hooks
         from segments import hooks as segment_hooks
 
+        from .demo import demo_campaigns_ensure
         from .receivers import segment_entries_greet
 
         # Triggered campaigns greet new members of their segment within seconds.
         segment_hooks.segment_entries_recorded.register(segment_entries_greet)
+        # `seed_demo` ends with draft demo campaigns on the demo's segments.
+        hooks.demo_seeded.register(demo_campaigns_ensure)
