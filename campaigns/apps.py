@@ -9,9 +9,11 @@ class CampaignsConfig(AppConfig):
         from segments import hooks as segment_hooks
 
         from .demo import demo_campaigns_ensure
-        from .receivers import segment_entries_greet
+        from .receivers import deliveries_scrub, segment_entries_greet
 
         # Triggered campaigns greet new members of their segment within seconds.
         segment_hooks.segment_entries_recorded.register(segment_entries_greet)
+        # Erasure reaches what campaigns keep about the person.
+        hooks.customer_erased.register(deliveries_scrub)
         # `seed_demo` ends with draft demo campaigns on the demo's segments.
         hooks.demo_seeded.register(demo_campaigns_ensure)

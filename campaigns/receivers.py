@@ -3,7 +3,7 @@ CampaignsConfig.ready)."""
 
 from django.db import transaction
 
-from .models import Campaign
+from .models import Campaign, Delivery
 from .tasks import triggers_consume_task
 
 
@@ -15,3 +15,8 @@ def segment_entries_greet(*, segment_ids: set[int]) -> None:
         trigger_segment_id__in=segment_ids,
     ).exists():
         transaction.on_commit(triggers_consume_task.delay)
+
+
+def deliveries_scrub(*, customer_id: int) -> None:
+    """An erased customer: a provider's error text may quote their address."""
+    Delivery.objects.filter(customer_id=customer_id).exclude(error="").update(error="")

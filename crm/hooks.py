@@ -113,3 +113,8 @@ customer_api_queryset = Hook("customer_api_queryset")
 # receiver returns a dict of django-filter filters to add (the segment engine adds
 # `?segment=`, personas `?persona=`).
 customer_api_filters = Hook("customer_api_filters")
+
+# Called with `customer_id` inside customer_erase's transaction, every time a
+# customer is erased; receivers scrub whatever personal data their own tables keep
+# about the person (campaigns blank their deliveries' provider error texts).
+customer_erased = Hook("customer_erased")

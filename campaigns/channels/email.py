@@ -37,12 +37,13 @@ def email_domain() -> str:
 
 def email_message_id(*, delivery: Delivery) -> str:
     """The delivery's Message-ID: unique per delivery and the same on every
-    attempt, so a message handed over twice is recognisable as one (by the
+    attempt (retries and deliberate resends move planned_at, so it is not part
+    of it), so a message handed over twice is recognisable as one (by the
     receiving server, and by counting Message-IDs)."""
-    # The planned time and a keyed hash keep ids apart between installations and
-    # databases whose delivery ids overlap.
+    # A keyed hash keeps ids apart between installations and databases whose
+    # delivery ids overlap.
     digest = hashlib.blake2b(
-        f"{delivery.pk}:{delivery.run_id}:{delivery.planned_at.isoformat()}".encode(),
+        f"{delivery.pk}:{delivery.run_id}".encode(),
         key=settings.SECRET_KEY.encode()[:64],
         digest_size=8,
     ).hexdigest()
@@ -136,9 +137,10 @@ def _text(reply: bytes | str) -> str:
 
 def _refused(exc: smtplib.SMTPRecipientsRefused) -> Outcome:
     codes = [code for code, _reply in exc.recipients.values()]
+    # The server's replies without the address: the error is stored on the
+    # delivery and must hold nothing personal (the delivery names the customer).
     error = "; ".join(
-        f"{address}: {code} {_text(reply)}"
-        for address, (code, reply) in exc.recipients.items()
+        f"{code} {_text(reply)}" for code, reply in exc.recipients.values()
     )
     # 5xx: the server will never take this address; 4xx (a full mailbox,
     # greylisting): worth another attempt later.

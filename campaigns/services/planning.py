@@ -38,6 +38,7 @@ from django.db.models import (
     Exists,
     ExpressionWrapper,
     F,
+    Func,
     IntegerField,
     OuterRef,
     Q,
@@ -182,28 +183,61 @@ def audience_customers(audience: Audience, customer_ids=None):
     return queryset.order_by()
 
 
+class Joined(Func):
+    """Text parts joined flat with `||` (none of them is NULL): Concat nests a
+    pair per part, which overflows SQLite's parser once a reason lists a few
+    channels."""
+
+    arg_joiner = " || "
+    template = "(%(expressions)s)"
+    output_field = CharField()
+
+
 def _why_not(channel: str) -> SqlCase:
-    """Why `channel` does not reach the customer, in words."""
+    """Why `channel` does not serve the customer, in words."""
     return SqlCase(
         When(
             ~Q(**{f"{channel}_consent": Consent.Status.GRANTED})
             | Q(**{f"{channel}_consent__isnull": True}),
             then=Value(f"{channel}: no consent"),
         ),
-        default=Value(f"{channel}: {MISSING_ADDRESS[channel]}"),
+        When(
+            **{f"{channel}_reachable": False},
+            then=Value(f"{channel}: {MISSING_ADDRESS[channel]}"),
+        ),
+        default=Value(f"{channel}: no message of the campaign is for them"),
         output_field=CharField(),
     )
 
 
-def _pick(condition: Q, channel: str, reason: list) -> tuple[When, When]:
+def message_targets(audience: Audience) -> dict[str, Q]:
+    """Per channel with a message, who has one: everyone when a general message
+    exists, else the customers of the personas and segments its variants are for.
+    Channels without any message are missing: planning never picks them."""
+    targets: dict[str, Q] = {}
+    general: set[str] = set()
+    for message in audience.messages:
+        if message.persona_id:
+            who = Q(persona_assignment__persona_id=message.persona_id)
+        elif message.segment_id:
+            who = _in_segment(message.segment_id)
+        else:
+            general.add(message.channel)
+            continue
+        targets[message.channel] = targets.get(message.channel, Q(pk__in=[])) | who
+    return {**targets, **dict.fromkeys(general, Q())}
+
+
+def _pick(
+    condition: Q, channel: str, reason: list, targets: dict[str, Q]
+) -> tuple[When, When]:
     """The pair of branches for "this source picks `channel`": the channel and
-    its reason, under the same condition."""
+    its reason, under the same condition (the channel reaches the customer and
+    the campaign has a message for them on it)."""
     parts = [Value(part) if isinstance(part, str) else part for part in reason]
-    text = Concat(*parts, output_field=CharField()) if len(parts) > 1 else parts[0]
-    return (
-        When(condition & Q(**{f"{channel}_reachable": True}), then=Value(channel)),
-        When(condition & Q(**{f"{channel}_reachable": True}), then=text),
-    )
+    text = Joined(*parts) if len(parts) > 1 else parts[0]
+    serves = condition & Q(**{f"{channel}_reachable": True}) & targets[channel]
+    return When(serves, then=Value(channel)), When(serves, then=text)
 
 
 def _list_text(channels: list[str]) -> str:
@@ -211,31 +245,35 @@ def _list_text(channels: list[str]) -> str:
 
 
 def _source_branches(
-    condition: Q, channels: list[str], describe: str
+    condition: Q, channels: list[str], describe: str, targets: dict[str, Q]
 ) -> list[tuple[When, When]]:
-    """Branches for one source's ordered list: the first reachable channel wins;
-    the reason names the source and why each earlier channel did not reach."""
+    """Branches for one source's ordered list (the channels the campaign has
+    messages on): the first that serves the customer wins; the reason names the
+    source and why each earlier channel did not."""
+    channels = [channel for channel in channels if channel in targets]
     branches = []
     for index, channel in enumerate(channels):
         reason: list = [f"{channel}: {describe} {_list_text(channels)}"]
         for earlier in channels[:index]:
             reason += ["; ", _why_not(earlier)]
-        branches.append(_pick(condition, channel, reason))
+        branches.append(_pick(condition, channel, reason, targets))
     return branches
 
 
 def channel_choice(audience: Audience) -> tuple[SqlCase, SqlCase]:
     """The channel of each customer and its reason, as two CASE expressions whose
     branches run in the order of the sources (first match wins)."""
+    targets = message_targets(audience)
     branches: list[tuple[When, When]] = []
     for name, channel in PREFERENCE_CHANNELS.items():
-        if name == "social_ads":
+        if name == "social_ads" or channel not in targets:
             continue
         branches.append(
             _pick(
                 Q(preferred_channel=name),
                 channel,
                 [f"{channel}: the customer's own preference"],
+                targets,
             )
         )
     for persona in audience.personas.values():
@@ -245,6 +283,7 @@ def channel_choice(audience: Audience) -> tuple[SqlCase, SqlCase]:
                 Q(persona_assignment__persona_id=persona.pk),
                 channels,
                 f"persona {persona.name} prefers",
+                targets,
             )
     earlier_segments = Q(pk__in=[])
     for segment in audience.include_segments:
@@ -255,12 +294,19 @@ def channel_choice(audience: Audience) -> tuple[SqlCase, SqlCase]:
             _in_segment(segment.pk) & ~earlier_segments,
             channels,
             f"segment {segment.name} prefers",
+            targets,
         )
         earlier_segments |= _in_segment(segment.pk)
     default = [c for c in audience.campaign.channels if c in MISSING_ADDRESS]
-    branches += _source_branches(Q(), default, "the campaign's order:")
+    branches += _source_branches(Q(), default, "the campaign's order:", targets)
 
-    tried = default or list(MISSING_ADDRESS)
+    tried = [c for c in default if c in targets] or [
+        c for c in MISSING_ADDRESS if c in targets
+    ]
+    if not tried:
+        return Value("", output_field=CharField()), Value(
+            "no channel: the campaign has no message", output_field=CharField()
+        )
     why_none: list = ["no channel reaches this customer"]
     for channel in tried:
         why_none += ["; ", _why_not(channel)]
@@ -269,7 +315,7 @@ def channel_choice(audience: Audience) -> tuple[SqlCase, SqlCase]:
     )
     reason = SqlCase(
         *(pair[1] for pair in branches),
-        default=Concat(*[Value(p) if isinstance(p, str) else p for p in why_none]),
+        default=Joined(*[Value(p) if isinstance(p, str) else p for p in why_none]),
         output_field=CharField(),
     )
     return channel, reason
@@ -294,18 +340,20 @@ def send_time(due: datetime) -> SqlCase:
     return zone, SqlCase(*whens, default=Value(due), output_field=DateTimeField())
 
 
-def recent_messages(audience: Audience, due: datetime) -> Subquery:
-    """Marketing messages the customer has in the cap's window from campaigns that
-    rank as high as this one."""
+def recent_messages(audience: Audience, run: CampaignRun, due: datetime) -> Subquery:
+    """Marketing messages the customer has in the cap's window: every one already
+    sent (whatever its campaign or priority), and those still to go from runs
+    that rank as high as this one (lower ones give way: lower_priority_bump)."""
     recent = (
         Delivery.objects.filter(
+            Q(status=Delivery.Status.SENT)
+            | Q(campaign__priority__gte=audience.campaign.priority),
             customer=OuterRef("pk"),
             status__in=CAPPED_STATUSES,
             planned_at__gt=due - audience.window,
             planned_at__lt=due + audience.window,
-            campaign__priority__gte=audience.campaign.priority,
         )
-        .exclude(campaign=audience.campaign)
+        .exclude(run_id=run.pk)
         .order_by()
         .values("customer")
         .annotate(n=Count("pk"))
@@ -342,7 +390,7 @@ def plan_queryset(
         chosen=channel,
         why=reason,
         zone=zone,
-        recent=recent_messages(audience, due),
+        recent=recent_messages(audience, run, due),
     ).annotate(wake=wake)
     cap_text = (
         f"frequency cap: already {audience.cap} marketing messages within "

@@ -5,7 +5,8 @@ Schedules live in the database (`Campaign.next_run_at`, the triggered campaigns'
 unique per campaign and a delivery's per run.
 """
 
-from datetime import datetime, timedelta
+import logging
+from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Max
@@ -17,11 +18,15 @@ from ..models import Campaign, CampaignRun, Delivery
 from ..recurrence import next_occurrence, shop_zone
 from .planning import run_plan
 
+logger = logging.getLogger(__name__)
+
 
 def _run_key(campaign: Campaign, due: datetime) -> str:
     if campaign.kind == Campaign.Kind.ONE_OFF:
         return "send"
-    return timezone.localtime(due, shop_zone()).strftime("%Y-%m-%dT%H:%M")
+    # In UTC: local wall times repeat when the clocks go back, and two
+    # occurrences must never share a key.
+    return due.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 @transaction.atomic
@@ -67,8 +72,18 @@ def runs_due(*, now: datetime | None = None) -> list[CampaignRun]:
         status__in=(Campaign.Status.SCHEDULED, Campaign.Status.ACTIVE),
         next_run_at__lte=now,
     ).values_list("pk", flat=True)
-    runs = [campaign_run_due(campaign_id=pk, now=now) for pk in ids]
-    return [run for run in runs if run is not None]
+    runs = []
+    for pk in ids:
+        # Each campaign plans in its own transaction: one that fails is logged
+        # and tried again next minute, and the others still go.
+        try:
+            run = campaign_run_due(campaign_id=pk, now=now)
+        except Exception:
+            logger.exception("planning campaign %s failed", pk)
+            continue
+        if run is not None:
+            runs.append(run)
+    return runs
 
 
 @transaction.atomic

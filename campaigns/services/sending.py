@@ -17,11 +17,12 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from crm.models import Contact, Customer, PushToken
@@ -31,6 +32,8 @@ from ..channels import Outcome, Outgoing, backend_for
 from ..channels.email import email_outgoing
 from ..models import Campaign, CampaignChange, CampaignRun, Delivery
 from ..personalisation import MessageRenderError, customer_contexts, message_render
+from ..quiet_hours import quiet_hours_end
+from .planning import QUIET_CHANNELS
 
 logger = logging.getLogger(__name__)
 
@@ -67,22 +70,38 @@ def _reachable_now(channel: str):
     )
 
 
-def _over_cap(claimed, now: datetime):
-    """Customers of the claimed rows who already received as many marketing
-    messages as the cap allows within the window before now."""
-    default_window = timedelta(days=settings.CAMPAIGN_FREQUENCY_WINDOW_DAYS)
-    recent = (
-        Delivery.objects.filter(
-            customer__in=claimed.values("customer"),
-            status=Delivery.Status.SENT,
-            sent_at__gt=now - default_window,
-        )
-        .values("customer")
-        .annotate(n=Count("pk"))
-        .filter(n__gte=settings.CAMPAIGN_FREQUENCY_CAP)
-        .values("customer")
+def _over_cap(claimed, now: datetime) -> list[int]:
+    """The claimed rows whose customer already received as many marketing
+    messages as their campaign's cap allows within its window before now: one
+    query per campaign of the batch (a batch holds a few)."""
+    over = []
+    campaigns = Campaign.objects.filter(pk__in=claimed.values("campaign")).only(
+        "frequency_cap", "frequency_window_days"
     )
-    return recent
+    for campaign in campaigns:
+        cap = campaign.frequency_cap or settings.CAMPAIGN_FREQUENCY_CAP
+        window = timedelta(
+            days=campaign.frequency_window_days
+            or settings.CAMPAIGN_FREQUENCY_WINDOW_DAYS
+        )
+        recent = (
+            Delivery.objects.filter(
+                customer=OuterRef("customer"),
+                status=Delivery.Status.SENT,
+                sent_at__gt=now - window,
+            )
+            .order_by()
+            .values("customer")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        over += (
+            claimed.filter(campaign=campaign)
+            .alias(recent=Subquery(recent, output_field=IntegerField()))
+            .filter(recent__gte=cap)
+            .values_list("pk", flat=True)
+        )
+    return over
 
 
 @transaction.atomic
@@ -105,9 +124,7 @@ def deliveries_claim(
         status=Delivery.Status.SKIPPED,
         reason=f"{channel}: consent withdrawn or address gone before sending",
     )
-    claimed.filter(
-        status__in=DUE_STATUSES, customer__in=_over_cap(claimed, now)
-    ).update(
+    claimed.filter(status__in=DUE_STATUSES, pk__in=_over_cap(claimed, now)).update(
         status=Delivery.Status.SKIPPED,
         reason="frequency cap reached before sending",
     )
@@ -170,8 +187,15 @@ class BatchResult:
     retried: int = 0
 
 
-def _backoff(attempts: int) -> timedelta:
-    return timedelta(minutes=2**attempts)
+def _retry_at(delivery: Delivery, now: datetime) -> datetime:
+    """After a backoff that doubles per attempt, and never in the customer's quiet
+    hours on the channels they apply to."""
+    retry = now + timedelta(minutes=2**delivery.attempts)
+    if delivery.channel not in QUIET_CHANNELS:
+        return retry
+    store = delivery.customer.home_store
+    zone = ZoneInfo(store.time_zone if store else settings.TIME_ZONE)
+    return quiet_hours_end(retry, zone)
 
 
 def _contact(delivery: Delivery, kind: str, now: datetime, error: str = "") -> Contact:
@@ -220,7 +244,7 @@ def outcomes_record(
                 )
         else:
             delivery.status = Delivery.Status.PLANNED
-            delivery.planned_at = now + _backoff(delivery.attempts)
+            delivery.planned_at = _retry_at(delivery, now)
             delivery.error = outcome.error[:300]
             result.retried += 1
     # A row whose lease passed meanwhile was reported unknown; the outcome the
@@ -251,6 +275,8 @@ def rate_wait(channel: str, count: int) -> None:
         key = f"campaign-rate:{channel}:{second}"
         cache.add(key, 0, timeout=5)
         used = cache.incr(key, count)
+        # A batch alone over the limit (only when the batch size is set larger
+        # than the rate by hand) goes rather than waiting for ever.
         if used <= limit or used == count:
             return
         time.sleep(max(0.0, second + 1 - time.time()))
@@ -259,12 +285,16 @@ def rate_wait(channel: str, count: int) -> None:
 def batch_send(*, channel: str, limit: int | None = None) -> BatchResult | None:
     """Claim, render, send and record one batch; None when nothing was due."""
     limit = limit or settings.CAMPAIGN_BATCH_SIZE
+    # A batch never exceeds the channel's rate, so rate_wait can hold it to it.
+    rate = settings.CAMPAIGN_RATE_LIMITS.get(channel)
+    if rate:
+        limit = min(limit, rate)
     ids = deliveries_claim(channel=channel, limit=limit)
     if not ids:
         return None
     deliveries = list(
         Delivery.objects.filter(pk__in=ids)
-        .select_related("customer", "message")
+        .select_related("customer", "customer__home_store", "message")
         .order_by("id")
     )
     customer_ids = [d.customer_id for d in deliveries]
@@ -329,10 +359,20 @@ def leases_expire(*, now: datetime | None = None) -> int:
 def deliveries_resend_unknown(*, campaign: Campaign, user) -> int:
     """Plan the campaign's `unknown` deliveries again, because a person decided
     a possible duplicate is better than a possible miss."""
-    count = Delivery.objects.filter(
-        campaign=campaign, status=Delivery.Status.UNKNOWN
-    ).update(status=Delivery.Status.PLANNED, planned_at=timezone.now(), error="")
+    unknown = Delivery.objects.filter(campaign=campaign, status=Delivery.Status.UNKNOWN)
+    runs = list(unknown.values_list("run", flat=True).distinct())
+    count = unknown.update(
+        status=Delivery.Status.PLANNED, planned_at=timezone.now(), error=""
+    )
     if count:
+        # Workers claim only for running campaigns and runs_finish closes runs
+        # with nothing due: a finished one-off send is reopened for these rows.
+        CampaignRun.objects.filter(
+            pk__in=runs, status=CampaignRun.Status.FINISHED
+        ).update(status=CampaignRun.Status.SENDING, finished_at=None)
+        Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SENT).update(
+            status=Campaign.Status.SENDING
+        )
         CampaignChange.objects.create(
             campaign=campaign,
             changed_by=user,

@@ -6,6 +6,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone
 
+from crm import hooks
 from crm.api.models import IdempotencyRecord
 from crm.models import Consent, Contact, Customer, LoyaltyCard, PushToken
 from crm.webhooks.services import customer_erased_emit, webhook_deliveries_scrub
@@ -70,6 +71,7 @@ def customer_erase(
         customer.erased_at = now
     customer.save(update_fields=[*ERASED_VALUES, "erased_at", "updated_at"])
     webhook_deliveries_scrub(customer_id=customer.pk)
+    hooks.customer_erased.send(customer_id=customer.pk)
     # Kept answers are replayed to retries for days; a contact's carries its payload.
     IdempotencyRecord.objects.filter(response_body__customer=customer.pk).delete()
     customer_type = ContentType.objects.get_for_model(Customer)

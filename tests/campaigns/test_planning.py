@@ -189,7 +189,7 @@ def test_targeted_message_wins_over_the_general_one(segment):
     }
 
 
-def test_a_channel_without_a_message_is_skipped(segment):
+def test_a_channel_without_a_message_is_never_picked(segment):
     fay = Customer.objects.create(email="fay@example.com")
     consent(fay, "email")
     member_of(fay, segment)
@@ -199,7 +199,8 @@ def test_a_channel_without_a_message_is_skipped(segment):
 
     delivery = Delivery.objects.get(customer=fay)
     assert delivery.status == Delivery.Status.SKIPPED
-    assert delivery.reason.endswith("but the campaign has no message for it")
+    assert delivery.reason.startswith("no channel reaches this customer; sms:")
+    assert "email" not in delivery.reason
 
 
 def test_weighted_variants_split_by_weight_and_stay_put(segment):
