@@ -192,6 +192,18 @@ class Message(models.Model):
     """One variant of a campaign's message, for one channel and optionally one
     segment or persona."""
 
+    # What a marketer writes for a message (the services, the API and the admin).
+    EDITABLE_FIELDS = (
+        "name",
+        "channel",
+        "subject",
+        "body_text",
+        "body_html",
+        "segment",
+        "persona",
+        "weight",
+    )
+
     campaign = models.ForeignKey(
         Campaign, on_delete=models.CASCADE, related_name="messages"
     )

@@ -20,15 +20,6 @@ from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import (
-    Case,
-    IntegerField,
-    OuterRef,
-    Subquery,
-    Sum,
-    Value,
-    When,
-)
 from django.template import (
     Context,
     Engine,
@@ -58,6 +49,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from crm.models import Channel, Customer, LoyaltyCard
+from crm.querysets import best_card_tier, card_points
 
 from .models import Message
 
@@ -351,8 +343,6 @@ def sample_context() -> dict[str, Any]:
 
 # Contexts and rendering -------------------------------------------------------------
 
-_TIER_RANK = {tier: rank for rank, tier in enumerate(LoyaltyCard.Tier.values)}
-
 
 def customer_contexts(customer_ids: list[int]) -> dict[int, dict[str, Any]]:
     """The personalisation context of each customer, in one query however many.
@@ -360,33 +350,9 @@ def customer_contexts(customer_ids: list[int]) -> dict[int, dict[str, Any]]:
     Erased customers are left out. Missing values are None (rendered as their
     fallback); `unsubscribe_url` is added per delivery by the email builder.
     """
-    active_cards = LoyaltyCard.objects.filter(
-        customer_id=OuterRef("pk"), status=LoyaltyCard.Status.ACTIVE
-    )
-    # The same definitions as the segment fields loyalty_tier and loyalty_points.
-    tier = Subquery(
-        active_cards.annotate(
-            rank=Case(
-                *[
-                    When(tier=tier, then=Value(rank))
-                    for tier, rank in _TIER_RANK.items()
-                ],
-                output_field=IntegerField(),
-            )
-        )
-        .order_by("-rank", "pk")
-        .values("tier")[:1]
-    )
-    points = Subquery(
-        active_cards.order_by()
-        .values("customer_id")
-        .annotate(total=Sum("points"))
-        .values("total")[:1],
-        output_field=IntegerField(),
-    )
     rows = (
         Customer.objects.filter(pk__in=customer_ids, erased_at__isnull=True)
-        .annotate(card_tier=tier, card_points=points)
+        .annotate(card_tier=best_card_tier(), card_points=card_points())
         .values(
             "pk",
             "first_name",

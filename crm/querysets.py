@@ -3,10 +3,15 @@
 from django.db import models
 from django.db.models import (
     BooleanField,
+    Case,
     ExpressionWrapper,
+    IntegerField,
     OuterRef,
     Q,
     Subquery,
+    Sum,
+    Value,
+    When,
 )
 from django.db.models.functions import Lower
 
@@ -44,6 +49,47 @@ def channel_address(channel: str, *, customer: str = "") -> Q:
         & ~Q(**{f"{customer}city": ""}),
     }
     return addresses[channel]
+
+
+def active_cards(customer: str = "pk") -> "models.QuerySet":
+    """The active loyalty cards of the outer query's customer (`customer` is the
+    path to its id)."""
+    from .models import LoyaltyCard
+
+    return LoyaltyCard.objects.filter(
+        customer_id=OuterRef(customer), status=LoyaltyCard.Status.ACTIVE
+    )
+
+
+def best_card_tier(customer: str = "pk") -> Subquery:
+    """The highest tier among the customer's active cards (None without one):
+    the segment field loyalty_tier and the message field tier alike."""
+    from .models import LoyaltyCard
+
+    ranks = {tier: rank for rank, tier in enumerate(LoyaltyCard.Tier.values)}
+    return Subquery(
+        active_cards(customer)
+        .annotate(
+            rank=Case(
+                *[When(tier=tier, then=Value(rank)) for tier, rank in ranks.items()],
+                output_field=IntegerField(),
+            )
+        )
+        .order_by("-rank", "pk")
+        .values("tier")[:1]
+    )
+
+
+def card_points(customer: str = "pk") -> Subquery:
+    """The points on the customer's active cards together (None without one)."""
+    return Subquery(
+        active_cards(customer)
+        .order_by()
+        .values("customer_id")
+        .annotate(total=Sum("points"))
+        .values("total")[:1],
+        output_field=IntegerField(),
+    )
 
 
 class CustomerQuerySet(models.QuerySet):

@@ -30,7 +30,6 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
-    Sum,
     Value,
     When,
 )
@@ -53,6 +52,7 @@ from crm.models import (
     CustomerCategoryStats,
     LoyaltyCard,
 )
+from crm.querysets import active_cards, best_card_tier, card_points
 
 COMPARISON_OPS = frozenset(
     {"eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "between"}
@@ -743,10 +743,7 @@ register(
 
 # Loyalty -----------------------------------------------------------------------------
 
-_active_cards = LoyaltyCard.objects.filter(
-    customer_id=OuterRef("pk"), status=LoyaltyCard.Status.ACTIVE
-)
-_TIER_RANK = {tier: rank for rank, tier in enumerate(LoyaltyCard.Tier.values)}
+_active_cards = active_cards()
 
 register(
     FieldSpec(
@@ -763,32 +760,14 @@ register(
 )
 scalar_field(
     "loyalty_tier",
-    lambda ctx: Subquery(
-        _active_cards.annotate(
-            rank=Case(
-                *[
-                    When(tier=tier, then=Value(rank))
-                    for tier, rank in _TIER_RANK.items()
-                ],
-                output_field=IntegerField(),
-            )
-        )
-        .order_by("-rank", "pk")
-        .values("tier")[:1]
-    ),
+    lambda ctx: best_card_tier(),
     kind="choice",
     choices=tuple(LoyaltyCard.Tier.values),
     help="Highest tier among the customer's active cards.",
 )
 scalar_field(
     "loyalty_points",
-    lambda ctx: Subquery(
-        _active_cards.order_by()
-        .values("customer_id")
-        .annotate(total=Sum("points"))
-        .values("total")[:1],
-        output_field=IntegerField(),
-    ),
+    lambda ctx: card_points(),
     kind="int",
     help="Points on the customer's active cards; missing without a card.",
 )

@@ -81,16 +81,7 @@ PLAIN_FIELDS = (
     "costs",
     "attribution_days",
 )
-MESSAGE_FIELDS = (
-    "name",
-    "channel",
-    "subject",
-    "body_text",
-    "body_html",
-    "segment",
-    "persona",
-    "weight",
-)
+MESSAGE_FIELDS = Message.EDITABLE_FIELDS
 CHANGES_SHOWN = 50
 RUNS_SHOWN = 20
 # The delivery statuses the list shows a column for, in a campaign's life order.

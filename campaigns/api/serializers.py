@@ -52,16 +52,7 @@ class MessageSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Message
-        fields = [
-            "name",
-            "channel",
-            "subject",
-            "body_text",
-            "body_html",
-            "segment",
-            "persona",
-            "weight",
-        ]
+        fields = list(Message.EDITABLE_FIELDS)
 
 
 class CampaignInputSerializer(serializers.Serializer):

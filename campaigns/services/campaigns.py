@@ -59,9 +59,7 @@ PLAIN_FIELDS = frozenset(
 )
 UPDATABLE = frozenset({*PLAIN_FIELDS, "audience", "trigger", "messages"})
 AUDIENCE_KEYS = ("include_segments", "include_personas", "exclude_segments")
-MESSAGE_KEYS = frozenset(
-    {"name", "channel", "subject", "body_text", "body_html", "segment", "persona"}
-) | {"weight"}
+MESSAGE_KEYS = frozenset(Message.EDITABLE_FIELDS)
 # Statuses a campaign can be paused from, and so resumed to.
 RUNNING = frozenset({Status.SCHEDULED, Status.SENDING, Status.ACTIVE})
 FINISHED = frozenset({Status.SENT, Status.CANCELLED})
