@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from crm.models import Channel, Customer
 from personas.models import Persona
+from segments.db import SegmentIdsField
 from segments.models import Segment
 
 
@@ -304,16 +305,18 @@ class Delivery(models.Model):
         SKIPPED = "skipped", _("Skipped")
         UNKNOWN = "unknown", _("Unknown (worker lost mid-send)")
 
+    # No index of their own on campaign, run and customer: the unique key and
+    # the indexes below lead with them, and planning writes every index per row.
     campaign = models.ForeignKey(
-        Campaign, on_delete=models.CASCADE, related_name="deliveries"
+        Campaign, on_delete=models.CASCADE, related_name="deliveries", db_index=False
     )
     run = models.ForeignKey(
-        CampaignRun, on_delete=models.CASCADE, related_name="deliveries"
+        CampaignRun, on_delete=models.CASCADE, related_name="deliveries", db_index=False
     )
     # PROTECT: a customer with deliveries is erased (personal data gone), not
     # deleted, so the campaign's figures keep every recipient.
     customer = models.ForeignKey(
-        Customer, on_delete=models.PROTECT, related_name="deliveries"
+        Customer, on_delete=models.PROTECT, related_name="deliveries", db_index=False
     )
     channel = models.CharField(_("channel"), max_length=16, choices=Channel, blank=True)
     message = models.ForeignKey(
@@ -391,3 +394,57 @@ class CampaignChange(models.Model):
         return (
             f"{self.action} by {self.changed_by_id} at {self.changed_at:%Y-%m-%d %H:%M}"
         )
+
+
+class PlanColumns(models.Model):
+    """What planning knows of each recipient of a run, column by column.
+
+    `PlanFact` and `PlanChoice` are not tables: they name the two common table
+    expressions of the planning statement (campaigns.services.planning), so that
+    each step of the decision is an ORM query over the columns of the step before
+    it. A customer's consents, addresses and recent messages are looked up once in
+    the first step; the choices that follow read them as plain columns.
+    """
+
+    customer_id = models.BigIntegerField(primary_key=True)
+    persona_id = models.BigIntegerField(null=True)
+    segment_ids = SegmentIdsField(null=True)
+    # A stable draw in [0, 100) of (campaign, customer): the control group.
+    holdout_draw = models.IntegerField()
+    # Marketing messages the customer has in the frequency cap's window.
+    recent = models.IntegerField()
+    # When the message goes: the run's due time or the end of the quiet hours.
+    wake = models.DateTimeField()
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"plan of customer {self.customer_id}"
+
+
+class PlanFact(PlanColumns):
+    """Step one: the customer's facts. `<channel>_reach` is REACH_NO_CONSENT,
+    REACH_NO_ADDRESS or REACH_OK for the channels the campaign has messages on."""
+
+    preference = models.CharField(max_length=16)
+    email_reach = models.SmallIntegerField(null=True)
+    sms_reach = models.SmallIntegerField(null=True)
+    push_reach = models.SmallIntegerField(null=True)
+    social_ads_reach = models.SmallIntegerField(null=True)
+    post_reach = models.SmallIntegerField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = "campaigns_plan_fact"
+
+
+class PlanChoice(PlanColumns):
+    """Step two: the channel chosen for the customer ("" for none) and why."""
+
+    chosen = models.CharField(max_length=16)
+    why = models.TextField()
+
+    class Meta:
+        managed = False
+        db_table = "campaigns_plan_choice"

@@ -39,9 +39,35 @@ def quiet_hours_end(
     if not _is_quiet(local.time(), start, end):
         return moment
     day = local.date() if local.time() < end else local.date() + timedelta(days=1)
-    # A wall time that a spring-forward gap skips resolves to the same instant as
-    # the time just after the gap (fold=0 through UTC), which is what waiting for
-    # 08:00 means on such a day.
-    wake = datetime.combine(day, end, tzinfo=zone)
-    wake = wake.astimezone(UTC).astimezone(zone)
-    return max(wake.astimezone(UTC), moment.astimezone(UTC))
+    wake = _instant(datetime.combine(day, end, tzinfo=zone))
+    if _is_quiet(wake.astimezone(zone).time(), start, end):
+        # The end fell in a spring-forward gap and the clocks jumped straight
+        # back into the quiet hours (a period that ends a minute before it
+        # starts): this period ends the next day.
+        wake = _instant(datetime.combine(day + timedelta(days=1), end, tzinfo=zone))
+    return max(wake, moment.astimezone(UTC))
+
+
+def _instant(wall: datetime) -> datetime:
+    """The instant (UTC) the clocks of `wall`'s zone first show `wall` or later.
+
+    A wall time that a spring-forward gap skips is never shown: the clocks jump
+    from before it to after it, so the answer is the instant of the jump. It lies
+    between the two readings of the wall time (with the offset after the jump and
+    with the one before), found by bisecting to the second.
+    """
+    zone = wall.tzinfo
+    early = wall.replace(fold=1).astimezone(UTC)
+    late = wall.replace(fold=0).astimezone(UTC)
+    if early.astimezone(zone).replace(tzinfo=None) == wall.replace(tzinfo=None):
+        # Shown once, or twice when the clocks go back: the first time counts.
+        return min(early, late)
+    before = early.astimezone(zone).utcoffset()
+    low, high = 0, int((late - early).total_seconds())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if (early + timedelta(seconds=middle)).astimezone(zone).utcoffset() == before:
+            low = middle
+        else:
+            high = middle
+    return early + timedelta(seconds=high)

@@ -51,6 +51,17 @@ def channel_address(channel: str, *, customer: str = "") -> Q:
     return addresses[channel]
 
 
+def current_consent(channel: str, customer: str = "pk") -> Subquery:
+    """The status of the outer query's customer's latest consent entry on
+    `channel` (None without one); `customer` is the path to its id."""
+    from .models import Consent
+
+    latest = Consent.objects.filter(
+        customer=OuterRef(customer), channel=channel
+    ).order_by(*CONSENT_NEWEST_FIRST)
+    return Subquery(latest.values("status")[:1])
+
+
 def active_cards(customer: str = "pk") -> "models.QuerySet":
     """The active loyalty cards of the outer query's customer (`customer` is the
     path to its id)."""
@@ -104,14 +115,7 @@ class CustomerQuerySet(models.QuerySet):
 
     def with_consent(self, channel: str) -> "CustomerQuerySet":
         """Annotate `<channel>_consent` with the latest consent status, or None."""
-        from .models import Consent
-
-        latest = Consent.objects.filter(
-            customer=OuterRef("pk"), channel=channel
-        ).order_by(*CONSENT_NEWEST_FIRST)
-        return self.annotate(
-            **{f"{channel}_consent": Subquery(latest.values("status")[:1])}
-        )
+        return self.annotate(**{f"{channel}_consent": current_consent(channel)})
 
     def with_reach(self, channels: list[str]) -> "CustomerQuerySet":
         """Annotate `<channel>_reachable` for each channel: the current consent is

@@ -4,7 +4,7 @@ that walks the clock minute by minute."""
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from campaigns.quiet_hours import parse_quiet_hours, quiet_hours_end
@@ -54,6 +54,18 @@ def oracle(moment: datetime, zone: ZoneInfo, start: time, end: time) -> datetime
 
 @settings(max_examples=400, deadline=None)
 @given(moment=moments, zone=st.sampled_from(ZONES), window=hours)
+# The end in a spring-forward gap: the clocks jump past it (03:00 local wakes).
+@example(
+    moment=datetime(2027, 3, 27, 23, 0, tzinfo=UTC),
+    zone="Europe/Amsterdam",
+    window=(time(21, 0), time(2, 1)),
+)
+# ... and straight back into the quiet hours: the period ends the next day.
+@example(
+    moment=datetime(2027, 3, 27, 23, 0, tzinfo=UTC),
+    zone="Europe/Amsterdam",
+    window=(time(2, 1), time(2, 0)),
+)
 def test_quiet_hours_end_agrees_with_walking_the_clock(moment, zone, window):
     start, end = window
     moment = moment.replace(tzinfo=UTC)
