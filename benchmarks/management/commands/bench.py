@@ -1,7 +1,8 @@
 """`manage.py bench <suite>`: time Loyalist's hot paths on the current database.
 
 The suites live in the `benchmarks` package of the source checkout, which is not
-shipped in the Python package: `bench desk`, `bench api` and `bench segments`.
+shipped in the Python package: `bench desk`, `bench api`, `bench segments` and
+`bench campaigns`.
 A suite is a `BenchSuite` (benchmarks/base.py) listed in `SUITES`.
 """
 
@@ -11,11 +12,12 @@ from django.db.migrations.executor import MigrationExecutor
 
 from benchmarks.api import ApiBench
 from benchmarks.base import BenchSuite
+from benchmarks.campaigns import CampaignsBench
 from benchmarks.desk import DeskBench
 from benchmarks.segments import SegmentsBench
 
 SUITES: dict[str, type[BenchSuite]] = {
-    suite.name: suite for suite in (DeskBench, SegmentsBench, ApiBench)
+    suite.name: suite for suite in (DeskBench, SegmentsBench, ApiBench, CampaignsBench)
 }
 
 

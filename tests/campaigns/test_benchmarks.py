@@ -1,0 +1,37 @@
+"""`bench campaigns` on a tiny seeded database: the hand-written floor and
+`run_plan` write the same rows, and the figures are reported."""
+
+import io
+import re
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from campaigns.models import CampaignRun, Delivery
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="the bench needs PostgreSQL"
+    ),
+]
+
+
+def test_bench_campaigns_matches_the_floor_and_reports_rate_and_ratio():
+    out = io.StringIO()
+
+    call_command("bench", "campaigns", customers=300, repeats=1, stdout=out)
+
+    text = out.getvalue()
+    # The bench refuses to time a floor that writes other rows than run_plan.
+    planned = re.search(r"Planning ([\d,]+) recipients of 300 customers", text)
+    assert planned, text
+    assert int(planned.group(1).replace(",", "")) > 100
+    assert re.search(r"run_plan [\d.]+ s \([\d,]+/s\); floor [\d.]+ s", text)
+    assert re.search(r"ratio [\d.]+x", text)
+    assert "ratio to the floor:" in text
+    # It cleans up after itself: nothing is left to send.
+    assert not CampaignRun.objects.exists()
+    assert not Delivery.objects.exists()
