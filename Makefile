@@ -70,19 +70,9 @@ smoke-embedded: install
 	$(PY) manage.py check; \
 	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not browser" --ds=config.settings -o addopts="" tests
 
-# The PostgreSQL + Redis suite and the embedded (SQLite) one run side by side, one
-# per core; each prints its log when both are done.
 test: install services lint
-	@logs=$$(mktemp -d); trap 'rm -rf $$logs' EXIT; \
-	echo "Running the PostgreSQL + Redis suite and the embedded suite side by side..."; \
-	( DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
-	  $(VENV)/bin/pytest $(PYTEST_ARGS) >$$logs/pg.log 2>&1; echo $$? >$$logs/pg.rc ) & \
-	( $(MAKE) --no-print-directory smoke-embedded >$$logs/embedded.log 2>&1; \
-	  echo $$? >$$logs/embedded.rc ) & \
-	wait; \
-	echo "== PostgreSQL + Redis suite (exit $$(cat $$logs/pg.rc)) =="; cat $$logs/pg.log; \
-	echo "== embedded suite on SQLite (exit $$(cat $$logs/embedded.rc)) =="; cat $$logs/embedded.log; \
-	test "$$(cat $$logs/pg.rc)" = 0 && test "$$(cat $$logs/embedded.rc)" = 0
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(MAKE) smoke-embedded
 
 # Benchmarks write data: point DATABASE_URL at an empty PostgreSQL database.
 bench: install
