@@ -28,6 +28,8 @@ def worker_start(**env_extra: str) -> subprocess.Popen:
     db = connection.settings_dict
     env = {
         **os.environ,
+        # As tests/campaigns/conftest.py: no quiet hours unless a test asks.
+        "CAMPAIGN_QUIET_HOURS": "00:00,00:00",
         "DATABASE_URL": (
             f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
         ),

@@ -95,6 +95,14 @@ def smtp_server(settings):
 
 
 @pytest.fixture(autouse=True)
+def no_quiet_hours(request, settings):
+    """Messages due now go now, whatever the time of day the suite runs at;
+    tests marked `quiet_hours` keep the default 21:00-08:00."""
+    if not request.node.get_closest_marker("quiet_hours"):
+        settings.CAMPAIGN_QUIET_HOURS = ("00:00", "00:00")
+
+
+@pytest.fixture(autouse=True)
 def public_base_url(settings):
     settings.PUBLIC_BASE_URL = "https://shop.example"
     settings.DEFAULT_FROM_EMAIL = "Loyalist <news@shop.example>"

@@ -285,6 +285,7 @@ def test_frequency_cap_skips_customers_with_enough_messages(segment, settings):
     )
 
 
+@pytest.mark.quiet_hours
 def test_quiet_hours_defer_to_the_morning_in_the_home_stores_zone(segment):
     store = Store.objects.create(
         name="New York", code="NYC", time_zone="America/New_York"

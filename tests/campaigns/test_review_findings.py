@@ -224,6 +224,7 @@ def test_a_preferred_channel_without_a_message_falls_back_to_one_with_a_message(
     assert (delivery.channel, delivery.status) == ("email", Delivery.Status.PLANNED)
 
 
+@pytest.mark.quiet_hours
 def test_a_retry_after_a_temporary_failure_waits_for_the_end_of_quiet_hours(
     segment, settings
 ):
