@@ -15,13 +15,14 @@ For every customer of the audience one statement decides, in this order:
 4. quiet hours: a message due in the customer's quiet hours (home store's time
    zone, else the shop's) is `deferred` to their end.
 
-A second statement picks each message: the variant for the customer's persona on
+The same statement picks each message: the variant for the customer's persona on
 that channel, else for one of their segments, else the general one; among several,
 weighted by a second stable hash. `reason` says in words which rule picked what.
 
-The rows are written with `INSERT ... SELECT` from the ORM's own query (one
-statement for the whole base instead of a row per customer from Python), and the
-unique (campaign, run, customer) key makes planning a run twice harmless.
+It runs in three ORM steps (facts, choice, rows; `plan_execute`) so that each
+customer's consents and recent messages are looked up once, and writes every row
+with one `INSERT ... SELECT` (never a row per customer from Python); the unique
+(campaign, run, customer) key makes planning a run twice harmless.
 """
 
 from dataclasses import dataclass, field
@@ -135,15 +136,6 @@ class Audience:
     messages: list[Message]
     cap: int
     window: timedelta
-
-    @property
-    def channels(self) -> list[str]:
-        """Every channel some rule may pick for this campaign."""
-        listed = [
-            *self.campaign.channels,
-            *PREFERENCE_CHANNELS.values(),
-        ]
-        return list(dict.fromkeys(channel for channel in listed if channel))
 
 
 def audience_load(campaign: Campaign) -> Audience:
@@ -569,25 +561,28 @@ def row_queryset(audience: Audience, run: CampaignRun, due: datetime):
     )
 
 
-def plan_sql(
+def plan_execute(
     audience: Audience,
     run: CampaignRun,
     due: datetime,
     customer_ids=None,
     *,
     summary: bool = False,
-) -> tuple[str, list]:
-    """The SELECT of a run's Delivery rows (columns named as PLAN_COLUMNS' keys),
-    or with `summary` their count `n` per status, channel and reason.
+) -> int | list[dict]:
+    """Run the planning statement: write the run's Delivery rows and return how
+    many were new, or with `summary` write nothing and return the rows' count `n`
+    per `d_status`, `d_channel` and `d_reason` (the audience preview).
 
-    Written by hand around the ORM's three steps because the ORM repeats an
-    annotation's expression wherever it is used: the channel CASE tests each
-    channel's consent subquery in many branches, and the chosen channel is read
-    by five columns, so as one query every customer's consents were looked up
-    hundreds of times. Here each step is a common table expression `AS
-    MATERIALIZED` (computed once, on PostgreSQL and SQLite alike) named after the
-    unmanaged model that the next step queries; one statement still plans the
-    whole audience.
+    The statement is written by hand around the ORM's three steps because the
+    ORM repeats an annotation's expression wherever it is used: the channel CASE
+    tests each channel's consent subquery in many branches and the chosen
+    channel is read by five columns, so as one ORM query every customer's
+    consents were looked up hundreds of times. Here each step is a common table
+    expression `AS MATERIALIZED` (computed once, on PostgreSQL and SQLite alike)
+    named after the unmanaged model that the next step queries, and the rows go
+    in with INSERT ... SELECT (the ORM cannot insert from a query): one statement
+    plans the whole audience. Rows already planned for the run stay as they are:
+    the unique key turns a second planning into a no-op.
     """
     # In customer order: the sort reads every fact before the first row is
     # written, so no lookup of recent messages ever scans rows this statement is
@@ -603,35 +598,34 @@ def plan_sql(
     steps = [
         (PlanFact, fact_queryset(audience, run, due, customer_ids)),
         (PlanChoice, choice_queryset(audience)),
+        (None, rows),
     ]
-    ctes, params = [], []
+    parts, params = [], []
     for model, queryset in steps:
         sql, step_params = queryset.query.sql_with_params()
-        name = connection.ops.quote_name(model._meta.db_table)
-        ctes.append(f"{name} AS MATERIALIZED ({sql})")
+        if model:
+            name = connection.ops.quote_name(model._meta.db_table)
+            sql = f"{name} AS MATERIALIZED ({sql})"
+        parts.append(sql)
         params += step_params
-    rows_sql, rows_params = rows.query.sql_with_params()
-    return f"WITH {', '.join(ctes)} {rows_sql}", [*params, *rows_params]
-
-
-def _insert_rows(sql: str, params: list) -> int:
-    """INSERT ... SELECT of the planned rows (`plan_sql`): one statement for the
-    whole audience (the ORM cannot insert from a query). Rows already planned for
-    the run stay as they are: the unique key turns a second planning into a
-    no-op."""
-    table = Delivery._meta.db_table
-    # Columns are taken from the subquery by their aliases, whatever order the
-    # ORM selects them in; the columns every new row starts with are literals.
-    # ("WHERE true" lets SQLite tell the upsert clause from a join constraint.)
-    statement = (
-        f"INSERT INTO {table} ({', '.join(PLAN_COLUMNS.values())}, "
-        "attempts, provider_message_id, error) "
-        f"SELECT {', '.join(f'q.{alias}' for alias in PLAN_COLUMNS)}, 0, '', '' "
-        f"FROM ({sql}) q "
-        "WHERE true ON CONFLICT (campaign_id, run_id, customer_id) DO NOTHING"
-    )
+    select = f"WITH {', '.join(parts[:-1])} {parts[-1]}"
     with connection.cursor() as cursor:
-        cursor.execute(statement, params)
+        if summary:
+            cursor.execute(select, params)
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        # Columns are taken from the select by their aliases, whatever order the
+        # ORM selects them in; the columns every new row starts with are
+        # literals. ("WHERE true" lets SQLite tell the upsert clause from a join
+        # constraint.)
+        cursor.execute(
+            f"INSERT INTO {Delivery._meta.db_table} "
+            f"({', '.join(PLAN_COLUMNS.values())}, attempts, provider_message_id, "
+            f"error) SELECT {', '.join(f'q.{alias}' for alias in PLAN_COLUMNS)}, "
+            f"0, '', '' FROM ({select}) q WHERE true "
+            "ON CONFLICT (campaign_id, run_id, customer_id) DO NOTHING",
+            params,
+        )
         return cursor.rowcount
 
 
@@ -702,7 +696,7 @@ def run_plan(
     """
     audience = audience_load(run.campaign)
     due = due or run.due_at
-    written = _insert_rows(*plan_sql(audience, run, due, customer_ids))
+    written = plan_execute(audience, run, due, customer_ids)
     lower_priority_bump(audience, run, due)
     return written
 
@@ -725,13 +719,8 @@ def audience_preview(
     audience = audience_load(campaign)
     run = CampaignRun(campaign=campaign, key="preview", due_at=at or timezone.now())
     run.pk = 0
-    sql, params = plan_sql(audience, run, run.due_at, summary=True)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        names = [column[0] for column in cursor.description]
-        rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
     preview = AudiencePreview()
-    for row in rows:
+    for row in plan_execute(audience, run, run.due_at, summary=True):
         preview.audience += row["n"]
         status = row["d_status"]
         setattr(preview, status, getattr(preview, status) + row["n"])
