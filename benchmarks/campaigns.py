@@ -261,7 +261,8 @@ class CampaignsBench(BenchSuite):
         if connection.vendor != "postgresql":
             raise CommandError("bench campaigns needs PostgreSQL (DATABASE_URL).")
         demo_customers_ensure(wanted=customers, stdout=self.stdout)
-        if not CustomerSegmentState.objects.exists():
+        rfm = Segment.objects.filter(slug__startswith="rfm-")
+        if not rfm.exists() or not CustomerSegmentState.objects.exists():
             call_command("rebuild_segments", rfm=True, verbosity=0)
         campaign = _campaign_ensure()
         for left in campaign.runs.all():  # an interrupted earlier bench

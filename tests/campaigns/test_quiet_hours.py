@@ -4,10 +4,14 @@ that walks the clock minute by minute."""
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from campaigns.quiet_hours import parse_quiet_hours, quiet_hours_end
+
+# The default quiet hours (21:00-08:00), which the other campaign tests turn off.
+pytestmark = pytest.mark.quiet_hours
 
 ZONES = [
     "Europe/Amsterdam",
