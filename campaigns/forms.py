@@ -10,7 +10,7 @@ from crm.forms import ChannelListField
 from crm.models import Channel
 
 from .models import Campaign, Message
-from .personalisation import template_validate
+from .personalisation import message_validate
 
 CHANNELS = tuple(Channel.values)
 
@@ -131,12 +131,17 @@ class MessageForm(forms.ModelForm):
         cleaned = super().clean()
         # Checked here so that the error sits beside the field; sending renders the
         # same templates and must never fail on them.
-        for name in ("subject", "body_text", "body_html"):
-            if cleaned.get(name):
-                try:
-                    template_validate(cleaned[name])
-                except forms.ValidationError as error:
-                    self.add_error(name, error)
+        try:
+            message_validate(
+                message=Message(
+                    **{
+                        name: cleaned.get(name) or ""
+                        for name in ("subject", "body_text", "body_html")
+                    }
+                )
+            )
+        except forms.ValidationError as error:
+            self.add_error(None, error)
         if cleaned.get("segment") and cleaned.get("persona"):
             self.add_error(
                 "persona",

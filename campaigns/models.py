@@ -148,9 +148,10 @@ class Campaign(models.Model):
     # Salts the stable hashes that pick the control group and the message variant,
     # so two campaigns do not hold back the same customers.
     salt = models.CharField(max_length=8, default=campaign_salt, editable=False)
-    # The last segment entry (SegmentEvent id) a triggered campaign has planned
-    # for: entries after it are still to greet.
-    trigger_cursor = models.BigIntegerField(default=0, editable=False)
+    # A triggered campaign reads the segment entries that occurred from this moment
+    # on; each consume moves it to CAMPAIGN_TRIGGER_OVERLAP before its own time,
+    # so late-committed entries are still read (services.runs.trigger_consume).
+    trigger_read_from = models.DateTimeField(null=True, blank=True, editable=False)
     # The next moment beat should plan a run (one-off send, next recurrence).
     next_run_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_by = models.ForeignKey(

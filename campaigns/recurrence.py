@@ -112,9 +112,11 @@ def recurrence_parse(text: str) -> rrule | rruleset:
     return rule
 
 
-def recurrence_validate(text: str) -> None:
-    """Refuse a rule that does not parse or never occurs again."""
-    if next_occurrence(text, datetime.now(UTC)) is None:
+def recurrence_validate(text: str, *, after: datetime) -> datetime:
+    """The rule's first occurrence after `after`; refuse a rule that does not
+    parse or never occurs again."""
+    occurrence = next_occurrence(text, after)
+    if occurrence is None:
         raise _error(
             _(
                 "The rule has no occurrence after now; move DTSTART or UNTIL, or "
@@ -122,6 +124,7 @@ def recurrence_validate(text: str) -> None:
             ),
             "recurrence_ended",
         )
+    return occurrence
 
 
 def _aware(wall: datetime, zone: ZoneInfo) -> datetime:

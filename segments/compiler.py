@@ -16,7 +16,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from . import hooks
-from .fields import FIELDS, Context, PersonaRule, RuleError
+from .fields import FIELDS, REFERENCES, Context, FieldSpec, PersonaRule, RuleError
 from .query import MAX_DEPTH, OPERATOR_ORDER, operator_text
 
 GROUPS = ("all", "any")
@@ -43,16 +43,20 @@ _NAME_FIX = {
 
 def _unknown(kind: str, name: Any, known: Collection[str]) -> str:
     hint = did_you_mean(name, known) if isinstance(name, str) else ""
-    return f"unknown {kind} {name!r}; {hint or _NAME_FIX[kind]}"
+    fix = REFERENCES[kind].fix if kind in REFERENCES else _NAME_FIX[kind]
+    return f"unknown {kind} {name!r}; {hint or fix}"
 
 
 class _Names(dict):
-    """Slugs of the categories, tags and active personas, each loaded when met."""
+    """Slugs of the categories, tags, active personas and the kinds apps add
+    (`fields.REFERENCES`), each loaded when met."""
 
     def __missing__(self, kind: str) -> frozenset[str]:
         from crm.models import Category, Tag
 
-        if kind == "persona":
+        if kind in REFERENCES:
+            names = frozenset(REFERENCES[kind].load())
+        elif kind == "persona":
             names = frozenset(p.slug for p in persona_rules_load())
         else:
             model = Category if kind == "category" else Tag
@@ -61,11 +65,11 @@ class _Names(dict):
         return names
 
 
-def _referenced(value: Any) -> list[str]:
+def _referenced(spec: FieldSpec, value: Any) -> list[str]:
     if isinstance(value, bool):
         return []  # is_set
     if isinstance(value, dict):
-        return [value["category"]]
+        return [value[spec.argument]]
     return list(value) if isinstance(value, list) else [value]
 
 
@@ -87,9 +91,10 @@ def rule_check(
     A persona's own rule is checked with `allow_persona=False`: it may not depend on
     the persona field, directly or through a segment, since that would be circular.
     `typed` says the rule was parsed from a query, so messages spell operators as
-    the query did (">" rather than "gt"). `names` maps "category", "tag" and
-    "persona" to the slugs that exist; by default they are read when a rule names
-    one. An unknown name of any kind is an error, with the closest known names.
+    the query did (">" rather than "gt"). `names` maps "category", "tag",
+    "persona" and the kinds in `fields.REFERENCES` to the slugs that exist; by
+    default they are read when a rule names one. An unknown name of any kind is
+    an error, with the closest known names.
     """
     segment_rules = segment_rules or {}
     names = _Names() if names is None else names
@@ -170,7 +175,7 @@ def rule_check(
         )
     if spec.refers_to:
         known = names[spec.refers_to]
-        for slug in _referenced(checked):
+        for slug in _referenced(spec, checked):
             if slug not in known:
                 raise RuleError(
                     _join(path, "value"), _unknown(spec.refers_to, slug, known)

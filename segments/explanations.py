@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from crm.formats import money
 
-from .fields import Context
+from .fields import FIELDS, Context
 
 RFM_METRICS = ("recency", "frequency", "monetary")
 RFM_LETTERS = {"recency": "R", "frequency": "F", "monetary": "M"}
@@ -101,7 +101,8 @@ def _moment_text(name: str, never: str, now: datetime, moment: Any) -> str:
     return f"{name} {days_ago_text(whole_days_since(now, moment))}"
 
 
-def _time_wanted(op: str, value: Any) -> str:
+def time_wanted_text(op: str, value: Any) -> str:
+    """What a `within_days` or `before_days` condition asks for, in words."""
     if op == "within_days":
         return ngettext(
             "within the last %(days)d day", "within the last %(days)d days", value
@@ -325,11 +326,14 @@ def leaf_says(
     None for fields whose value the plain `actual` already says well.
     """
     field, op, value = leaf["field"], leaf["op"], leaf["value"]
+    spec = FIELDS.get(field)
+    if spec is not None and spec.says is not None:
+        return spec.says(ctx, value, actual)
     if field in _MOMENT_NAMES:
         name, never = _MOMENT_NAMES[field]
         return _("%(customer)s; the rule wants %(wanted)s") % {
             "customer": _moment_text(str(name), str(never), ctx.now, actual),
-            "wanted": _time_wanted(op, value),
+            "wanted": time_wanted_text(op, value),
         }
     if field == "days_since_last_purchase":
         # The leaf's value is the moment of the last purchase.
@@ -353,7 +357,7 @@ def leaf_says(
         )
         return _("%(customer)s; the rule wants %(wanted)s") % {
             "customer": customer,
-            "wanted": _time_wanted("within_days", days),
+            "wanted": time_wanted_text("within_days", days),
         }
     if field in ("total_spent", "avg_order_value"):
         label = _("spent") if field == "total_spent" else _("average receipt")

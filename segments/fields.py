@@ -8,7 +8,7 @@ can next happen (`time_candidates`), which feeds the time path.
 """
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -53,6 +53,8 @@ from crm.models import (
     LoyaltyCard,
 )
 from crm.querysets import active_cards, best_card_tier, card_points
+
+from .query import call_field_register
 
 COMPARISON_OPS = frozenset(
     {"eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "between"}
@@ -171,16 +173,41 @@ class FieldSpec:
     time_candidates: Callable[[Context, str, Any], list[Expression]] | None = None
     choices: tuple[str, ...] = ()
     # What the values name, checked by the compiler against what exists:
-    # "category", "tag" or "persona"; "" for plain values.
+    # "category", "tag", "persona" or a kind in REFERENCES; "" for plain values.
     refers_to: str = ""
+    # For a field whose value is {ARGUMENT: slug, "days": N}, the argument's key;
+    # the query language writes it like a call: `field("slug", N)`.
+    argument: str = ""
+    # For explanations: shown(ctx, leaf value) is the customer's value to show
+    # (when `value` cannot say it without the leaf's value), and says(ctx, leaf
+    # value, customer's value) the sentence saying it in words.
+    shown: Callable[[Context, Any], Expression] | None = None
+    says: Callable[[Context, Any, Any], str] | None = None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A kind of name rules may refer to, defined by an app built on segments."""
+
+    load: Callable[[], Iterable[str]]
+    # What to do about an unknown name, when no known name is close.
+    fix: str
 
 
 FIELDS: dict[str, FieldSpec] = {}
+# Kinds of names besides categories, tags and personas, by `refers_to`.
+REFERENCES: dict[str, Reference] = {}
 
 
 def register(spec: FieldSpec) -> FieldSpec:
     FIELDS[spec.name] = spec
+    if spec.argument:
+        call_field_register(spec.name, spec.argument)
     return spec
+
+
+def reference_register(kind: str, reference: Reference) -> None:
+    REFERENCES[kind] = reference
 
 
 # Building blocks ------------------------------------------------------------------
@@ -360,6 +387,20 @@ def check_slug(op: str, value: Any) -> Any:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("expected a text value in quotes")
     return slugify(value)
+
+
+def check_named_days(argument: str) -> Callable[[str, Any], dict]:
+    """The check of a value {ARGUMENT: slug, "days": N} (see FieldSpec.argument)."""
+
+    def check(op: str, value: Any) -> dict:
+        if not isinstance(value, dict) or set(value) != {argument, "days"}:
+            raise ValueError(f'expected {{"{argument}": slug, "days": N}}')
+        return {
+            argument: check_slug("eq", value[argument]),
+            "days": days_value(value["days"]),
+        }
+
+    return check
 
 
 # Field kinds -----------------------------------------------------------------------
@@ -703,15 +744,6 @@ scalar_field(
 )
 
 
-def _check_bought_within(op: str, value: Any) -> dict:
-    if not isinstance(value, dict) or set(value) != {"category", "days"}:
-        raise ValueError('expected {"category": slug, "days": N}')
-    return {
-        "category": check_slug("eq", value["category"]),
-        "days": days_value(value["days"]),
-    }
-
-
 def _bought_within_condition(ctx: Context, op: str, value: Any) -> Q:
     rows = CustomerCategoryStats.objects.filter(
         customer_id=OuterRef("pk"),
@@ -735,9 +767,10 @@ register(
         ops=frozenset({"eq"}),
         help='Bought from a category recently: {"category": slug, "days": N}.',
         condition=_bought_within_condition,
-        check_value=_check_bought_within,
+        check_value=check_named_days("category"),
         time_candidates=_bought_within_candidates,
         refers_to="category",
+        argument="category",
     )
 )
 

@@ -23,7 +23,7 @@ Grammar (keywords are case-insensitive, field names are lower-cased)::
                 | "false"                          -> {"any": []}
                 | "all" "(" or_expr ")"            -> {"all": [rule]}
                 | "any" "(" or_expr ")"            -> {"any": [rule]}
-                | "bought_category_within_days" "(" STRING "," INT ")"
+                | CALL_FIELD "(" STRING "," INT ")"
                 | FIELD condition
     condition  := ("=" | "!=" | "<" | "<=" | ">" | ">=") value   (also "==" for eq)
                 | "in" list | "not" "in" list
@@ -44,9 +44,10 @@ spelling, so it is written `all(a)` or `any(a)`; the empty groups are `true` (al
 nothing) and `false` (any of nothing). `format_rule` writes the fewest parentheses
 that keep the tree exact: `a and b or c` is `{"any": [{"all": [a, b]}, c]}`.
 
-`bought_category_within_days` takes an object value, written like a call:
-`bought_category_within_days("shoes", 30)` is
-`{"field": "bought_category_within_days", "op": "eq",
+A CALL_FIELD takes an object value, written like a call: a field registered with an
+`argument` (`segments.fields.FieldSpec`), such as `bought_category_within_days` with
+"category" or the campaign fields with "campaign". `bought_category_within_days("shoes",
+30)` is `{"field": "bought_category_within_days", "op": "eq",
 "value": {"category": "shoes", "days": 30}}`; its negation is written with `not`.
 
 Values: strings are double-quoted (single quotes are accepted when parsing) with the
@@ -66,10 +67,12 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "CALL_FIELDS",
     "KEYWORDS",
     "MAX_DEPTH",
     "OPERATOR_ORDER",
     "QuerySyntaxError",
+    "call_field_register",
     "field_syntax",
     "format_rule",
     "operator_text",
@@ -100,7 +103,9 @@ KEYWORDS = frozenset(
 # Deep nesting would otherwise surface as a RecursionError from untrusted input.
 MAX_DEPTH = 100
 
-BOUGHT_FIELD = "bought_category_within_days"
+# Fields written like a call, with the key of their first argument: filled by
+# `segments.fields.register` (call_field_register) as fields are registered.
+CALL_FIELDS: dict[str, str] = {}
 
 _COMPARISONS = {
     "=": "eq",
@@ -195,10 +200,16 @@ def operator_text(op: str) -> str:
     return _OPERATOR_TEXT.get(op, op)
 
 
+def call_field_register(name: str, argument: str) -> None:
+    """Write field `name` like a call: `name("slug", N)` is the value
+    {argument: "slug", "days": N} with the operator eq."""
+    CALL_FIELDS[name] = argument
+
+
 def field_syntax(name: str, ops: frozenset[str] | set[str]) -> str:
     """The query spellings of the conditions on field `name`, for field help."""
-    if name == BOUGHT_FIELD:
-        return f'{BOUGHT_FIELD}("category-slug", N)'
+    if name in CALL_FIELDS:
+        return f'{name}("{CALL_FIELDS[name]}-slug", N)'
     return ", ".join(
         f"{name} {_OPERATOR_TEXT[op]}" for op in OPERATOR_ORDER if op in ops
     )
@@ -427,8 +438,8 @@ class _Parser:
         self._condition_start = name.start
         field = name.text.lower()
         token = self._peek()
-        if token.is_punct("(") and field == BOUGHT_FIELD:
-            return self._bought_category(field)
+        if token.is_punct("(") and field in CALL_FIELDS:
+            return self._call(field)
         if token.kind == "operator" and token.text in _COMPARISONS:
             self._advance()
             return _leaf(field, _COMPARISONS[token.text], self._value())
@@ -470,16 +481,17 @@ class _Parser:
             )
         raise self._expected("an operator", after=self._context())
 
-    def _bought_category(self, field: str) -> dict:
+    def _call(self, field: str) -> dict:
+        argument = CALL_FIELDS[field]
         self._advance()
         token = self._peek()
         if token.kind != "string":
-            raise self._expected("a quoted category slug", after=self._context())
+            raise self._expected(f"a quoted {argument} slug", after=self._context())
         self._advance()
         self._punct(",")
         days = self._days()
         self._punct(")")
-        return _leaf(field, "eq", {"category": token.value, "days": days})
+        return _leaf(field, "eq", {argument: token.value, "days": days})
 
     def _value(self) -> Any:
         token = self._peek()
@@ -625,13 +637,14 @@ def _format_leaf(field: Any, op: Any, value: Any) -> str:
         raise ValueError(f"field names match [a-z_][a-z0-9_]*, got {field!r}")
     if field in KEYWORDS:
         raise ValueError(f"the keyword {field!r} cannot be a field name")
-    if op == "eq" and field == BOUGHT_FIELD and isinstance(value, dict):
-        if set(value) != {"category", "days"} or not isinstance(value["category"], str):
+    if op == "eq" and field in CALL_FIELDS and isinstance(value, dict):
+        argument = CALL_FIELDS[field]
+        if set(value) != {argument, "days"} or not isinstance(value[argument], str):
             raise ValueError(
-                f'{field} takes {{"category": slug, "days": N}}, got {value!r}'
+                f'{field} takes {{"{argument}": slug, "days": N}}, got {value!r}'
             )
-        category = _format_value(value["category"])
-        return f"{field}({category}, {_format_days(value['days'])})"
+        named = _format_value(value[argument])
+        return f"{field}({named}, {_format_days(value['days'])})"
     if op in _SYMBOLS:
         return f"{field} {_SYMBOLS[op]} {_format_value(value)}"
     if op in ("in", "not_in"):

@@ -62,6 +62,8 @@ def _raw_value(ctx: Context, leaf: dict) -> Expression | None:
             ).values("last_purchase_at")[:1]
             return Subquery(last, output_field=DateTimeField())
     spec = FIELDS.get(leaf["field"])
+    if spec is not None and spec.shown is not None:
+        return spec.shown(ctx, leaf["value"])
     return spec.value(ctx) if spec is not None and spec.value is not None else None
 
 

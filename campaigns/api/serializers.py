@@ -117,6 +117,13 @@ class CampaignInputSerializer(serializers.Serializer):
         return {key: list(items) for key, items in value.items()}
 
 
+class CampaignChangeInputSerializer(CampaignInputSerializer):
+    """A change to a campaign: the same fields, but the slug is the campaign's
+    identity (URLs and reports name it), so one sent is ignored."""
+
+    slug = serializers.SlugField(read_only=True)
+
+
 class CampaignSerializer(serializers.ModelSerializer):
     audience = serializers.SerializerMethodField()
     trigger = serializers.SerializerMethodField()

@@ -2,7 +2,6 @@
 
 from dataclasses import asdict
 
-from django.db import transaction
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
@@ -19,14 +18,15 @@ from ..models import Campaign, Delivery
 from ..selectors import campaign_delivery_list, campaign_list, delivery_counts
 from ..services.campaigns import (
     campaign_cancel,
+    campaign_create,
     campaign_delete,
     campaign_pause,
     campaign_resume,
     campaign_schedule,
+    campaign_update,
 )
 from ..services.planning import audience_preview
 from . import filters, serializers
-from .services import api_campaign_create, api_campaign_update
 
 
 def _lifecycle_schema(summary: str, code: int = 200):
@@ -50,7 +50,7 @@ def _lifecycle_schema(summary: str, code: int = 200):
             "Change a campaign: a draft entirely; once scheduled, only its name, "
             "description, priority, frequency cap, costs and attribution window"
         ),
-        request=serializers.CampaignInputSerializer,
+        request=serializers.CampaignChangeInputSerializer,
         responses={200: serializers.CampaignSerializer, **ERROR_RESPONSES},
     ),
     destroy=extend_schema(
@@ -107,22 +107,18 @@ class CampaignViewSet(
     def create(self, request):
         serializer = serializers.CampaignInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        with transaction.atomic():
-            campaign = api_campaign_create(
-                user=request.user, data=serializer.validated_data
-            )
+        campaign = campaign_create(created_by=request.user, **serializer.validated_data)
         return self._output(campaign, status.HTTP_201_CREATED)
 
     def partial_update(self, request, slug=None):
         campaign = self.get_object()
-        serializer = serializers.CampaignInputSerializer(
+        serializer = serializers.CampaignChangeInputSerializer(
             data=request.data, partial=True
         )
         serializer.is_valid(raise_exception=True)
-        with transaction.atomic():
-            campaign = api_campaign_update(
-                campaign=campaign, user=request.user, data=serializer.validated_data
-            )
+        campaign = campaign_update(
+            campaign=campaign, changed_by=request.user, **serializer.validated_data
+        )
         return self._output(campaign)
 
     def destroy(self, request, slug=None):

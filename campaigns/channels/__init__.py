@@ -37,15 +37,21 @@ class Outgoing:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one message: sent (with the provider's id) or failed.
+    """What became of one message: sent (with the provider's id), failed, or
+    unknown.
 
     `permanent` failures (an address the provider rejects) are not retried.
+    `unknown` means the message may have been accepted (the connection went after
+    it was handed over, the provider raised something unexpected): the engine
+    records it `unknown` and never retries it by itself, because a duplicate is
+    worse than a miss; `error` then says why.
     """
 
     sent: bool
     provider_message_id: str = ""
     error: str = ""
     permanent: bool = False
+    unknown: bool = False
 
 
 class ChannelBackend:

@@ -5,6 +5,19 @@ text and HTML, the open pixel, click redirects and the RFC 8058 unsubscribe
 headers); `EmailBackend` sends a batch of them over one connection of
 `settings.EMAIL_BACKEND` (SMTP, or an email service provider through
 django-anymail).
+
+Django's `send_messages` (with `fail_silently=False`) raises on the first message
+that fails, so the batch is handed over one message at a time on the same
+connection, and each exception is sorted by what it proves:
+- the server replied (a 4xx/5xx to MAIL, RCPT or DATA, a refused recipient), or
+  the connection never opened or went before the message's content was sent:
+  the message surely was not accepted, so it is retried or failed;
+- the connection went (disconnect, socket timeout) once the content was on its
+  way, while the final reply was awaited, or something unexpected was raised:
+  the server may have accepted it, so it is `unknown`, never retried by itself.
+Only SMTP can tell the two disconnects apart: `SmtpEmailBackend` (used in place
+of Django's own SMTP backend) keeps a connection that knows whether the message
+in flight had its content sent.
 """
 
 import contextlib
@@ -17,6 +30,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends import smtp
 from django.utils.translation import gettext as _
 
 from campaigns.models import Delivery, Message
@@ -123,12 +137,68 @@ def email_outgoing(
     )
 
 
+class _ReplyTracking:
+    """An SMTP connection that knows whether the server may hold the message in
+    flight: from the moment its content (ending in the lone "." line) is sent
+    until the server's reply to it is read."""
+
+    awaiting_final_reply = False
+
+    def send(self, s):
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+            self.awaiting_final_reply = True
+        super().send(s)
+
+    def getreply(self):
+        reply = super().getreply()
+        # A reply was read: whatever it says, the outcome is certain.
+        self.awaiting_final_reply = False
+        return reply
+
+
+class _SMTP(_ReplyTracking, smtplib.SMTP):
+    pass
+
+
+class _SMTP_SSL(_ReplyTracking, smtplib.SMTP_SSL):
+    pass
+
+
+class SmtpEmailBackend(smtp.EmailBackend):
+    """Django's SMTP backend over a connection that tracks the final reply."""
+
+    @property
+    def connection_class(self):
+        return _SMTP_SSL if self.use_ssl else _SMTP
+
+
+DJANGO_SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+
+
+def _connection():
+    """A connection of settings.EMAIL_BACKEND; Django's SMTP backend is swapped
+    for SmtpEmailBackend, which sends the same way."""
+    if settings.EMAIL_BACKEND == DJANGO_SMTP_BACKEND:
+        return get_connection(backend=f"{__name__}.SmtpEmailBackend")
+    return get_connection()
+
+
+def _awaiting_final_reply(connection) -> bool:
+    return getattr(
+        getattr(connection, "connection", None), "awaiting_final_reply", False
+    )
+
+
 def _temporary(error: Exception | str) -> Outcome:
     return Outcome(sent=False, error=str(error)[:300], permanent=False)
 
 
 def _permanent(error: Exception | str) -> Outcome:
     return Outcome(sent=False, error=str(error)[:300], permanent=True)
+
+
+def _unknown(error: Exception | str) -> Outcome:
+    return Outcome(sent=False, error=str(error)[:300], unknown=True)
 
 
 def _text(reply: bytes | str) -> str:
@@ -153,8 +223,9 @@ class EmailBackend(ChannelBackend):
     """Sends a batch over one connection of settings.EMAIL_BACKEND.
 
     A recipient the server refuses fails that message only (permanently for a
-    5xx); a lost connection fails the rest of the batch temporarily, so the
-    engine retries those.
+    5xx). A connection lost before a message's content went fails it and the rest
+    of the batch temporarily, so the engine retries them; lost after, the message
+    is `unknown` and the rest, never handed over, are retried.
     """
 
     channel = Channel.EMAIL
@@ -178,10 +249,11 @@ class EmailBackend(ChannelBackend):
     def send(self, messages: list[Outgoing]) -> list[Outcome]:
         if not messages:
             return []
-        connection = get_connection()
+        connection = _connection()
         try:
             connection.open()
         except Exception as exc:  # SMTP, socket, or an email provider's own errors
+            # Nothing was handed over on a connection that never opened.
             logger.warning("email connection failed: %s", exc)
             return [_temporary(exc) for _message in messages]
         outcomes: list[Outcome] = []
@@ -191,7 +263,8 @@ class EmailBackend(ChannelBackend):
                 outcomes.append(outcome)
                 if connection_lost:
                     # The rest of the batch never reached the server.
-                    outcomes += [outcome] * (len(messages) - len(outcomes))
+                    rest = _temporary(f"not sent: {outcome.error}")
+                    outcomes += [rest] * (len(messages) - len(outcomes))
                     break
         finally:
             with contextlib.suppress(OSError, smtplib.SMTPException):
@@ -216,15 +289,23 @@ class EmailBackend(ChannelBackend):
                 return _permanent(f"message refused: {exc}"), False
             return _temporary(f"message deferred: {exc}"), False
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            if _awaiting_final_reply(connection):
+                return _unknown(
+                    f"connection lost awaiting the server's reply to the message, "
+                    f"which it may have accepted: {exc}"
+                ), True
             return _temporary(f"connection lost: {exc}"), True
         except ValueError as exc:
             # An address or header Django cannot encode: sending again won't help.
             return _permanent(exc), False
         except Exception as exc:  # an email provider's errors (django-anymail)
+            # Nothing says the provider did not take the message.
             logger.warning(
-                "email not sent: delivery_id=%s error=%s", outgoing.delivery_id, exc
+                "email outcome unknown: delivery_id=%s error=%s",
+                outgoing.delivery_id,
+                exc,
             )
-            return _temporary(exc), False
+            return _unknown(f"{type(exc).__name__}: {exc}"), False
         if not sent:
             return _temporary("not sent"), False
         return Outcome(sent=True, provider_message_id=_provider_id(email)), False

@@ -2,9 +2,11 @@
 
 A provider answers per message, so a batch's outcomes are collected one by one:
 a rejection of one message (`GatewayError`) fails that message only, and the rest
-of the batch still goes. An unexpected exception (the provider unreachable) also
-fails only its message, and not permanently, so the engine's bounded retries
-apply; it is logged with the delivery id.
+of the batch still goes. A refused connection also fails only its message, not
+permanently, so the engine's bounded retries apply. Any other exception (a
+timeout, a connection reset, a provider's surprise) may have come after the
+provider took the message: that message is `unknown`, never retried by itself.
+Both are logged with the delivery id.
 """
 
 import logging
@@ -51,14 +53,25 @@ def outcomes_each(
                     sent=False, error=str(exc)[:ERROR_CHARS], permanent=exc.permanent
                 )
             )
+        except ConnectionRefusedError as exc:
+            logger.warning(
+                "Channel provider unreachable for delivery %s", delivery_id(item)
+            )
+            outcomes.append(
+                Outcome(sent=False, error=f"{type(exc).__name__}: {exc}"[:ERROR_CHARS])
+            )
         except Exception as exc:
             logger.warning(
-                "Channel provider failed for delivery %s",
+                "Channel provider failed for delivery %s; outcome unknown",
                 delivery_id(item),
                 exc_info=True,
             )
             outcomes.append(
-                Outcome(sent=False, error=f"{type(exc).__name__}: {exc}"[:ERROR_CHARS])
+                Outcome(
+                    sent=False,
+                    error=f"{type(exc).__name__}: {exc}"[:ERROR_CHARS],
+                    unknown=True,
+                )
             )
         else:
             outcomes.append(Outcome(sent=True, provider_message_id=provider_id))

@@ -6,8 +6,10 @@ two workers never interleave and none overwrites another (POSIX appends
 atomically move the end of the file for every write).
 """
 
+import dataclasses
 import json
 import os
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -42,3 +44,14 @@ def outbox_append_json(name: str, record: dict[str, Any]) -> None:
     outbox_append_lines(
         outbox_path(name), [json.dumps(record, cls=DjangoJSONEncoder, sort_keys=True)]
     )
+
+
+def outbox_send(name: str, message: Any, *, prefix: str) -> str:
+    """What a development backend does for a provider: append `message` (a
+    dataclass) as a JSON line to the outbox file `name`, under a made-up
+    provider message id starting with `prefix`, and return that id."""
+    provider_id = f"{prefix}-{uuid.uuid4().hex}"
+    outbox_append_json(
+        name, {"provider_message_id": provider_id, **dataclasses.asdict(message)}
+    )
+    return provider_id

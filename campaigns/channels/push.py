@@ -11,14 +11,13 @@ UNREGISTERED) raises `PushTokenDead`; the backend then revokes the token
 delivery fails permanently.
 """
 
-import uuid
 from dataclasses import dataclass
 
 from crm.services import push_token_revoke
 
 from . import ChannelBackend, Outcome, Outgoing
 from .gateway import GatewayError, outcomes_each
-from .outbox import outbox_append_json
+from .outbox import outbox_send
 
 
 class PushTokenDead(GatewayError):
@@ -80,15 +79,4 @@ class FilePushBackend(PushBackend):
     CAMPAIGN_OUTBOX_DIR/push.jsonl."""
 
     def send_push(self, push: Push) -> str:
-        provider_id = f"push-{uuid.uuid4().hex}"
-        outbox_append_json(
-            "push.jsonl",
-            {
-                "provider_message_id": provider_id,
-                "delivery_id": push.delivery_id,
-                "token": push.token,
-                "title": push.title,
-                "body": push.body,
-            },
-        )
-        return provider_id
+        return outbox_send("push.jsonl", push, prefix="push")

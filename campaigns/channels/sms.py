@@ -9,14 +9,13 @@ one JSON line to CAMPAIGN_OUTBOX_DIR/sms.jsonl.
 """
 
 import re
-import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 
 from . import ChannelBackend, Outcome, Outgoing
 from .gateway import GatewayError, outcomes_each
-from .outbox import outbox_append_json
+from .outbox import outbox_send
 
 # GSM 03.38's default alphabet, in code order (0x1B, the escape to the extension
 # table, is not a character of its own), and the extension table's characters,
@@ -141,18 +140,7 @@ class FileSmsBackend(SmsBackend):
     """Development: each message is a JSON line in CAMPAIGN_OUTBOX_DIR/sms.jsonl."""
 
     def send_sms(self, sms: Sms) -> str:
-        provider_id = f"sms-{uuid.uuid4().hex}"
-        outbox_append_json(
-            "sms.jsonl",
-            {
-                "provider_message_id": provider_id,
-                "delivery_id": sms.delivery_id,
-                "to": sms.to,
-                "text": sms.text,
-                "segments": sms.segments,
-            },
-        )
-        return provider_id
+        return outbox_send("sms.jsonl", sms, prefix="sms")
 
 
 __all__ = [

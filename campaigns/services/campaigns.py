@@ -16,7 +16,6 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -24,11 +23,11 @@ from django.utils.translation import gettext as _
 from crm.errors import field_error
 from crm.models import Channel
 from personas.models import Persona
-from segments.models import Segment, SegmentEvent
+from segments.models import Segment
 
 from ..models import Campaign, CampaignChange, CampaignRun, Delivery, Message
-from ..personalisation import template_validate
-from ..recurrence import next_occurrence, recurrence_parse
+from ..personalisation import message_validate
+from ..recurrence import next_occurrence, recurrence_parse, recurrence_validate
 from .planning import preference_channels
 
 Status = Campaign.Status
@@ -66,17 +65,6 @@ FINISHED = frozenset({Status.SENT, Status.CANCELLED})
 
 
 # Validation ----------------------------------------------------------------------
-
-
-def message_template_validate(text: str, *, field: str) -> None:
-    """Refuse a message text that would not render for every customer, keyed by
-    the field it came in (for example "messages[0].body_text")."""
-    if not text:
-        return
-    try:
-        template_validate(text)
-    except ValidationError as exc:
-        raise ValidationError({field: exc.error_list}) from None
 
 
 def _channels_check(channels: Any, *, field: str = "channels") -> list[str]:
@@ -201,12 +189,6 @@ def _messages_set(*, campaign: Campaign, messages: list[dict]) -> None:
                 _("A message is for a segment or a persona (or everyone), not both."),
                 "one_target",
             )
-        for part in ("subject", "body_text", "body_html"):
-            message_template_validate(data.get(part) or "", field=f"{prefix}.{part}")
-        if not (data.get("body_text") or data.get("body_html")):
-            raise field_error(
-                f"{prefix}.body_text", _("Write the message's text."), "required"
-            )
         message = Message(
             campaign=campaign,
             name=name,
@@ -219,10 +201,15 @@ def _messages_set(*, campaign: Campaign, messages: list[dict]) -> None:
             weight=data.get("weight") or 1,
         )
         try:
+            message_validate(message=message)
+            if not (message.body_text or message.body_html):
+                raise field_error(
+                    "body_text", _("Write the message's text."), "required"
+                )
             message.full_clean(exclude=["campaign"], validate_unique=False)
         except ValidationError as exc:
             raise ValidationError(
-                {f"{prefix}.{key}": errors for key, errors in exc.message_dict.items()}
+                {f"{prefix}.{key}": errors for key, errors in exc.error_dict.items()}
             ) from None
         built.append(message)
     campaign.messages.all().delete()
@@ -461,19 +448,9 @@ def campaign_schedule_check(*, campaign: Campaign, now: datetime) -> datetime | 
             next_run = campaign.send_at
     elif campaign.kind == Kind.RECURRING:
         try:
-            next_run = next_occurrence(campaign.recurrence, now)
+            next_run = recurrence_validate(campaign.recurrence, after=now)
         except ValidationError as exc:
             errors.update(exc.error_dict)
-        else:
-            if next_run is None:
-                refuse(
-                    "recurrence",
-                    _(
-                        "The rule has no occurrence after now; move DTSTART or "
-                        "UNTIL, or raise COUNT."
-                    ),
-                    "recurrence_ended",
-                )
     elif campaign.kind == Kind.TRIGGERED and campaign.trigger_segment is None:
         refuse(
             "trigger.segment",
@@ -514,13 +491,8 @@ def campaign_schedule(*, campaign: Campaign, user: AbstractBaseUser | None) -> C
     update = ["status", "next_run_at", "updated_at"]
     if campaign.kind == Kind.TRIGGERED:
         # Greets those who enter from now on, not everyone who ever entered.
-        campaign.trigger_cursor = (
-            SegmentEvent.objects.filter(segment=campaign.trigger_segment).aggregate(
-                last=Max("pk")
-            )["last"]
-            or 0
-        )
-        update.append("trigger_cursor")
+        campaign.trigger_read_from = now
+        update.append("trigger_read_from")
     campaign.save(update_fields=update)
     _change_record(
         campaign=campaign,

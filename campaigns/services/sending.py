@@ -8,7 +8,10 @@ each outcome is written back in one transaction with the contacts it means.
 
 A worker that dies between the claim and the write-back leaves `sending` rows
 behind; once their lease has passed they become `unknown` and are never resent by
-themselves, because a duplicate is worse than a miss. A marketer resends them
+themselves, because a duplicate is worse than a miss. So does a send the backend
+cannot vouch for either way (the connection lost while the server's reply to the
+message was awaited, an exception mid-batch): its row is `unknown` with the
+reason in `error`. A marketer resends them
 deliberately (`deliveries_resend_unknown`). Pausing a campaign stops its claims;
 resuming carries on with the rows still planned, never from the top.
 """
@@ -59,6 +62,22 @@ def due_deliveries(*, now: datetime, channel: str | None = None):
     if channel:
         queryset = queryset.filter(channel=channel)
     return queryset
+
+
+def due_channels(
+    *,
+    now: datetime,
+    run: CampaignRun | None = None,
+    planned_since: datetime | None = None,
+) -> list[str]:
+    """The channels with deliveries due by `now` (of `run`, planned for
+    `planned_since` or later), for which senders should start."""
+    queryset = due_deliveries(now=now)
+    if run is not None:
+        queryset = queryset.filter(run=run)
+    if planned_since is not None:
+        queryset = queryset.filter(planned_at__gte=planned_since)
+    return sorted(set(queryset.order_by().values_list("channel", flat=True)))
 
 
 def _reachable_now(channel: str):
@@ -185,6 +204,7 @@ class BatchResult:
     sent: int = 0
     failed: int = 0
     retried: int = 0
+    unknown: int = 0
 
 
 def _retry_at(delivery: Delivery, now: datetime) -> datetime:
@@ -232,6 +252,11 @@ def outcomes_record(
             delivery.error = ""
             result.sent += 1
             contacts.append(_contact(delivery, Contact.Kind.MESSAGE_RECEIVED, now))
+        elif outcome.unknown:
+            # It may have gone: like a lost lease, only a person resends it.
+            delivery.status = Delivery.Status.UNKNOWN
+            delivery.error = outcome.error[:300]
+            result.unknown += 1
         elif outcome.permanent or delivery.attempts >= settings.CAMPAIGN_MAX_ATTEMPTS:
             delivery.status = Delivery.Status.FAILED
             delivery.error = outcome.error[:300]
@@ -323,9 +348,16 @@ def batch_send(*, channel: str, limit: int | None = None) -> BatchResult | None:
             )
     rate_wait(channel, len(ready))
     if ready:
-        for outgoing, outcome in zip(
-            ready, backend_for(channel).send(ready), strict=True
-        ):
+        try:
+            sent = backend_for(channel).send(ready)
+        except Exception as exc:
+            # The backend broke off somewhere in the batch: any of its messages
+            # may have gone.
+            logger.exception("%s backend failed mid-batch", channel)
+            error = f"the {channel} backend failed mid-batch ({type(exc).__name__}); "
+            error += "the message may have gone"
+            sent = [Outcome(sent=False, error=error, unknown=True)] * len(ready)
+        for outgoing, outcome in zip(ready, sent, strict=True):
             outcomes[outgoing.delivery_id] = outcome
     return outcomes_record(deliveries=deliveries, outcomes=outcomes, now=timezone.now())
 
@@ -386,27 +418,34 @@ def runs_finish(*, now: datetime | None = None) -> int:
     """Mark runs with nothing left to send finished, and one-off campaigns whose
     run finished sent."""
     now = now or timezone.now()
-    pending = Delivery.objects.filter(
-        status__in=(*DUE_STATUSES, Delivery.Status.SENDING)
-    ).values("run")
-    finished = list(
-        CampaignRun.objects.filter(
-            status__in=(CampaignRun.Status.PLANNED, CampaignRun.Status.SENDING)
+    open_statuses = (CampaignRun.Status.PLANNED, CampaignRun.Status.SENDING)
+    with transaction.atomic():
+        # Runs a trigger consume is adding rows to are locked by it and left for
+        # the next tick; the rows are counted only once the locks are held, so
+        # every consume committed before is seen.
+        locked = list(
+            CampaignRun.objects.filter(status__in=open_statuses)
+            .select_for_update(skip_locked=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
-        .exclude(pk__in=pending)
-        .select_related("campaign")
-    )
-    count = CampaignRun.objects.filter(pk__in=[run.pk for run in finished]).update(
-        status=CampaignRun.Status.FINISHED, finished_at=now
-    )
+        pending = Delivery.objects.filter(
+            run__in=locked, status__in=(*DUE_STATUSES, Delivery.Status.SENDING)
+        ).values("run")
+        finished = list(
+            CampaignRun.objects.filter(pk__in=locked)
+            .exclude(pk__in=pending)
+            .select_related("campaign")
+        )
+        count = CampaignRun.objects.filter(pk__in=[run.pk for run in finished]).update(
+            status=CampaignRun.Status.FINISHED, finished_at=now
+        )
+        Campaign.objects.filter(
+            kind=Campaign.Kind.ONE_OFF, status=Campaign.Status.SENDING
+        ).exclude(Q(runs__status__in=open_statuses)).update(status=Campaign.Status.SENT)
     for run in finished:
         # Channels that deliver a whole run at once (a social audience) hear
         # that it is complete.
         for channel in settings.CAMPAIGN_CHANNEL_BACKENDS:
             backend_for(channel).run_finished(run)
-    Campaign.objects.filter(
-        kind=Campaign.Kind.ONE_OFF, status=Campaign.Status.SENDING
-    ).exclude(
-        Q(runs__status__in=(CampaignRun.Status.PLANNED, CampaignRun.Status.SENDING))
-    ).update(status=Campaign.Status.SENT)
     return count

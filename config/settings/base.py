@@ -262,6 +262,12 @@ CAMPAIGN_BATCH_SIZE = env.int("CAMPAIGN_BATCH_SIZE", default=200)
 # unknown and they are not resent automatically.
 CAMPAIGN_LEASE_SECONDS = env.int("CAMPAIGN_LEASE_SECONDS", default=300)
 CAMPAIGN_MAX_ATTEMPTS = env.int("CAMPAIGN_MAX_ATTEMPTS", default=3)
+# How far back each trigger consume reads segment entries again, for entries that
+# commit late: longer than the longest segment task (segments.tasks, 1900 s) and
+# shorter than a day (the least re-entry window).
+CAMPAIGN_TRIGGER_OVERLAP_MINUTES = env.int(
+    "CAMPAIGN_TRIGGER_OVERLAP_MINUTES", default=60
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -13,6 +13,7 @@ from aiosmtpd.controller import Controller
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignRun, Delivery, Message
+from segments.models import SegmentEvent
 from tests.api.conftest import (  # noqa: F401 - fixtures, used by name
     _generous_throttle,
     api_admin,
@@ -34,7 +35,10 @@ class SmtpServer:
     """Accepts mail like a real SMTP server and keeps what it received.
 
     `refuse` holds addresses to refuse at RCPT with a 550; `drop_on` the number
-    of the DATA command (1-based) at which to close the connection unanswered.
+    of the DATA command (1-based) at which to close the connection unanswered;
+    `drop_for` addresses whose message content is received and then the
+    connection closed unanswered; `reply_for` a reply to give to the content of a
+    message to an address instead of accepting it ("451 ...", "550 ...").
     """
 
     def __init__(self) -> None:
@@ -44,6 +48,9 @@ class SmtpServer:
         self.envelopes: list[tuple[str, list[str]]] = []
         self.refuse: set[str] = set()
         self.drop_on: int | None = None
+        self.drop_for: set[str] = set()
+        self.reply_for: dict[str, str] = {}
+        self.dropped: list[list[str]] = []
         self.data_commands = 0
         self.connections = 0
         self._lock = threading.Lock()
@@ -66,6 +73,13 @@ class SmtpServer:
             if self.drop_on is not None and self.data_commands >= self.drop_on:
                 server.transport.close()
                 return "421 4.3.0 Going away"
+            if self.drop_for & set(envelope.rcpt_tos):
+                self.dropped.append(list(envelope.rcpt_tos))
+                server.transport.close()
+                return "421 4.3.0 Going away"
+            for address in envelope.rcpt_tos:
+                if address in self.reply_for:
+                    return self.reply_for[address]
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
             self.messages.append(
                 email.message_from_bytes(envelope.content, policy=default_policy)
@@ -125,6 +139,35 @@ def message_make(campaign: Campaign, **fields) -> Message:
         '<a href="https://shop.example/sale?a=1&amp;b=2">Sale</a></body></html>',
     )
     return Message.objects.create(campaign=campaign, **fields)
+
+
+def triggered_make(segment, **fields) -> Campaign:
+    """A running triggered campaign greeting `segment`'s new members by email,
+    with one message."""
+    fields.setdefault("slug", f"welcome-{Campaign.objects.count() + 1}")
+    fields.setdefault("channels", ["email"])
+    fields.setdefault("holdout_percent", 0)
+    campaign = campaign_make(
+        kind=Campaign.Kind.TRIGGERED,
+        status=Campaign.Status.ACTIVE,
+        trigger_segment=segment,
+        **fields,
+    )
+    campaign.include_segments.add(segment)
+    message_make(campaign)
+    return campaign
+
+
+def entry_make(segment, customer, occurred_at=None, pk=None) -> SegmentEvent:
+    """`customer` entered `segment` (at `occurred_at`, with id `pk` if given)."""
+    return SegmentEvent.objects.create(
+        pk=pk,
+        segment=segment,
+        customer=customer,
+        kind=SegmentEvent.Kind.ENTERED,
+        cause=SegmentEvent.Cause.CONTACT,
+        occurred_at=occurred_at or timezone.now(),
+    )
 
 
 def delivery_make(customer, *, message: Message, run: CampaignRun | None = None):

@@ -143,6 +143,10 @@ def test_patch_changes_a_draft_and_delete_removes_it(marketer, audience):
     assert response.status_code == 200, response.json()
     assert response.json()["holdout_percent"] == 20
     assert [m["name"] for m in response.json()["messages"]] == ["general"]
+    # The slug is the campaign's identity: a PATCH naming another is ignored.
+    renamed = marketer.patch(f"{URL}spring-sale/", {"slug": "other"}, format="json")
+    assert renamed.status_code == 200
+    assert renamed.json()["slug"] == "spring-sale"
     assert marketer.put(f"{URL}spring-sale/", body(), format="json").status_code == 405
     assert marketer.delete(f"{URL}spring-sale/").status_code == 204
     assert not Campaign.objects.exists()

@@ -211,7 +211,9 @@ class FailingGateway(SmsBackend):
         if sms.to == "+31600000001":
             raise GatewayError("Number not in service", permanent=True)
         if sms.to == "+31600000002":
-            raise ConnectionError("gateway unreachable")
+            raise ConnectionRefusedError("gateway unreachable")
+        if sms.to == "+31600000004":
+            raise ConnectionResetError("gateway hung up")
         self.sent.append(sms.to)
         return "gw-ok"
 
@@ -245,7 +247,13 @@ def test_a_gateway_gets_the_e164_number_text_with_opt_out_and_segments(settings)
 
 def test_a_failing_gateway_fails_only_its_messages_and_keeps_the_order():
     gateway = FailingGateway()
-    numbers = ["+31600000001", "+31600000003", "+31600000002", "not-a-number"]
+    numbers = [
+        "+31600000001",
+        "+31600000003",
+        "+31600000002",
+        "not-a-number",
+        "+31600000004",
+    ]
 
     outcomes = gateway.send(
         [
@@ -261,14 +269,16 @@ def test_a_failing_gateway_fails_only_its_messages_and_keeps_the_order():
         ]
     )
 
-    assert [(o.sent, o.permanent) for o in outcomes] == [
-        (False, True),
-        (True, False),
-        (False, False),  # unreachable: the engine may retry
-        (False, True),
+    assert [(o.sent, o.permanent, o.unknown) for o in outcomes] == [
+        (False, True, False),
+        (True, False, False),
+        (False, False, False),  # refused: surely not taken, the engine may retry
+        (False, True, False),
+        (False, False, True),  # reset mid-request: the gateway may have it
     ]
     assert outcomes[0].error == "Number not in service"
-    assert "ConnectionError" in outcomes[2].error
+    assert "ConnectionRefusedError" in outcomes[2].error
+    assert "ConnectionResetError" in outcomes[4].error
     assert gateway.sent == ["+31600000003"]
 
 

@@ -188,16 +188,44 @@ def test_refused_recipient_fails_permanently_and_the_rest_still_go(
     assert smtp_server.connections == 1
 
 
-def test_lost_connection_fails_the_rest_of_the_batch_temporarily(
+def test_connection_lost_awaiting_the_reply_is_unknown_and_the_rest_retried(
     smtp_server, message, recipients
 ):
+    # The server receives the second message's content, then hangs up unanswered.
     smtp_server.drop_on = 2
 
     outcomes = EmailBackend().send(outgoings(recipients, message))
 
     assert outcomes[0].sent
-    assert [(o.sent, o.permanent) for o in outcomes[1:]] == [(False, False)] * 2
+    assert outcomes[1].unknown
+    assert not outcomes[1].sent
+    assert "may have accepted" in outcomes[1].error
+    # The third was never handed over: surely not accepted, so retried.
+    assert (outcomes[2].sent, outcomes[2].permanent, outcomes[2].unknown) == (
+        False,
+        False,
+        False,
+    )
     assert len(smtp_server.messages) == 1
+
+
+def test_data_replies_4xx_and_5xx_are_certain_failures(
+    smtp_server, message, recipients
+):
+    smtp_server.reply_for = {
+        recipients[0].customer.email: "451 4.3.0 Try again later",
+        recipients[1].customer.email: "550 5.7.1 Message rejected",
+    }
+
+    outcomes = EmailBackend().send(outgoings(recipients, message))
+
+    assert [(o.sent, o.permanent, o.unknown) for o in outcomes] == [
+        (False, False, False),
+        (False, True, False),
+        (True, False, False),
+    ]
+    assert "451" in outcomes[0].error
+    assert "550" in outcomes[1].error
 
 
 def test_no_server_fails_every_message_temporarily(settings, message, recipients):
@@ -209,7 +237,7 @@ def test_no_server_fails_every_message_temporarily(settings, message, recipients
     outcomes = EmailBackend().send(outgoings(recipients, message))
 
     assert len(outcomes) == 3
-    assert not any(o.sent or o.permanent for o in outcomes)
+    assert not any(o.sent or o.permanent or o.unknown for o in outcomes)
 
 
 def test_message_id_is_stable_per_delivery(message, recipients):

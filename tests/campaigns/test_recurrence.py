@@ -106,7 +106,7 @@ def test_an_ended_rule_has_no_next_occurrence():
     rule = "DTSTART:20200101T090000\nRRULE:FREQ=DAILY;COUNT=3"
     assert next_occurrence(rule, datetime(2026, 1, 1, tzinfo=UTC)) is None
     with pytest.raises(ValidationError, match="no occurrence after now"):
-        recurrence_validate(rule)
+        recurrence_validate(rule, after=datetime.now(UTC))
 
 
 @pytest.mark.parametrize(
@@ -133,5 +133,7 @@ def test_next_occurrence_refuses_a_naive_moment():
         next_occurrence("RRULE:FREQ=DAILY", datetime(2027, 1, 1))  # noqa: DTZ001
 
 
-def test_validate_accepts_a_rule_with_a_future():
-    recurrence_validate(f"DTSTART:{datetime.now(UTC):%Y%m%d}T090000\nRRULE:FREQ=WEEKLY")
+def test_validate_accepts_a_rule_with_a_future_and_gives_its_next_occurrence():
+    now = datetime.now(UTC)
+    rule = f"DTSTART:{now:%Y%m%d}T090000\nRRULE:FREQ=WEEKLY"
+    assert recurrence_validate(rule, after=now) == next_occurrence(rule, now)

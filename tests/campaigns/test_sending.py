@@ -2,10 +2,12 @@
 again, lost workers reported, pausing and resuming without repeats."""
 
 from datetime import timedelta
+from typing import ClassVar
 
 import pytest
 from django.utils import timezone
 
+from campaigns.channels import ChannelBackend, backend_for
 from campaigns.models import Campaign, CampaignRun, Delivery
 from campaigns.services.planning import run_plan
 from campaigns.services.runs import campaign_run_due, trigger_consume
@@ -17,10 +19,16 @@ from campaigns.services.sending import (
     leases_expire,
     runs_finish,
 )
+from campaigns.tasks import campaigns_tick_task
 from crm.models import Consent, Contact, Customer
 from crm.services import consent_record
-from segments.models import CustomerSegmentState, Segment, SegmentEvent
-from tests.campaigns.conftest import campaign_make, message_make
+from segments.models import CustomerSegmentState, Segment
+from tests.campaigns.conftest import (
+    campaign_make,
+    entry_make,
+    message_make,
+    triggered_make,
+)
 from tests.crm.factories import UserFactory
 
 
@@ -195,10 +203,10 @@ def test_temporary_failures_are_retried_later_then_given_up(
     segment, smtp_server, settings
 ):
     settings.CAMPAIGN_MAX_ATTEMPTS = 2
-    customers_in(segment, 1)
+    (ann,) = customers_in(segment, 1)
     campaign = sending_campaign(segment)
     planned_run(campaign)
-    smtp_server.drop_on = 1
+    smtp_server.reply_for = {ann.email: "451 4.3.0 Try again later"}
 
     result = batch_send(channel="email")
     assert result.retried == 1
@@ -210,6 +218,92 @@ def test_temporary_failures_are_retried_later_then_given_up(
     result = batch_send(channel="email")
     assert result.failed == 1
     assert Delivery.objects.get().status == Delivery.Status.FAILED
+
+
+def test_a_send_the_server_may_have_taken_is_unknown_and_never_repeated_by_itself(
+    segment, smtp_server, eager_celery
+):
+    # Given a batch where the server defers one message (451), rejects one
+    # (550), and takes in the content of one and hangs up before replying.
+    ann, bob, cas, dan, eve = customers_in(segment, 5)
+    smtp_server.reply_for = {
+        bob.email: "451 4.3.0 Try again later",
+        cas.email: "550 5.7.1 Message rejected",
+    }
+    smtp_server.drop_for = {dan.email}
+    campaign = sending_campaign(segment)
+    planned_run(campaign)
+
+    result = batch_send(channel="email")
+
+    status = dict(Delivery.objects.values_list("customer__email", "status"))
+    assert status == {
+        ann.email: Delivery.Status.SENT,
+        bob.email: Delivery.Status.PLANNED,
+        cas.email: Delivery.Status.FAILED,
+        dan.email: Delivery.Status.UNKNOWN,
+        # After Dan's message the connection was gone: Eve's never went.
+        eve.email: Delivery.Status.PLANNED,
+    }
+    assert (result.sent, result.failed, result.retried, result.unknown) == (1, 1, 2, 1)
+    assert smtp_server.dropped == [[dan.email]]
+    assert "may have accepted" in Delivery.objects.get(customer=dan).error
+    assert not Contact.objects.filter(customer=dan).exists()
+
+    # When the next ticks come, after the retry backoff has passed.
+    smtp_server.reply_for = {}
+    smtp_server.drop_for = set()
+    campaigns_tick_task()
+    Delivery.objects.filter(status=Delivery.Status.PLANNED).update(
+        planned_at=timezone.now() - timedelta(seconds=1)
+    )
+    campaigns_tick_task()
+    campaigns_tick_task()
+
+    # Then the deferred ones are sent, and Dan's is never sent again by itself.
+    assert [m["To"] for m in smtp_server.messages] == [ann.email, bob.email, eve.email]
+    assert smtp_server.dropped == [[dan.email]]
+    assert Delivery.objects.get(customer=dan).status == Delivery.Status.UNKNOWN
+    # Until a person decides a possible duplicate beats a possible miss.
+    assert deliveries_resend_unknown(campaign=campaign, user=UserFactory()) == 1
+    campaigns_tick_task()
+    assert [m["To"] for m in smtp_server.messages][-1] == dan.email
+
+
+class BackendBreakingMidBatch(ChannelBackend):
+    """A provider's client that hands over two messages, then raises."""
+
+    channel = "email"
+    handed_over: ClassVar[list[int]] = []
+
+    def send(self, messages):
+        for message in messages[:2]:
+            self.handed_over.append(message.delivery_id)
+        raise RuntimeError("provider client crashed")
+
+
+def test_an_exception_mid_batch_makes_the_batch_unknown(segment, settings):
+    settings.CAMPAIGN_CHANNEL_BACKENDS = {
+        **settings.CAMPAIGN_CHANNEL_BACKENDS,
+        "email": f"{__name__}.BackendBreakingMidBatch",
+    }
+    backend_for.cache_clear()
+    try:
+        customers_in(segment, 3)
+        campaign = sending_campaign(segment)
+        planned_run(campaign)
+
+        result = batch_send(channel="email")
+        assert batch_send(channel="email") is None
+    finally:
+        backend_for.cache_clear()
+
+    assert result.unknown == 3
+    assert set(Delivery.objects.values_list("status", flat=True)) == {
+        Delivery.Status.UNKNOWN
+    }
+    assert "failed mid-batch" in Delivery.objects.first().error
+    assert len(BackendBreakingMidBatch.handed_over) == 2
 
 
 def test_run_finishes_and_the_one_off_campaign_is_sent(segment, smtp_server):
@@ -262,36 +356,15 @@ def test_triggered_campaign_greets_each_entry_once_within_the_reentry_window(
     segment,
 ):
     ann, bob = customers_in(segment, 2, prefix="t")
-    campaign = campaign_make(
-        kind=Campaign.Kind.TRIGGERED,
-        status=Campaign.Status.ACTIVE,
-        channels=["email"],
-        holdout_percent=0,
-        trigger_segment=segment,
-        trigger_reentry_days=30,
-    )
-    campaign.include_segments.add(segment)
-    message_make(campaign)
+    campaign = triggered_make(segment, trigger_reentry_days=30)
     now = timezone.now()
     for customer in (ann, bob):
-        SegmentEvent.objects.create(
-            segment=segment,
-            customer=customer,
-            kind=SegmentEvent.Kind.ENTERED,
-            cause=SegmentEvent.Cause.CONTACT,
-            occurred_at=now,
-        )
+        entry_make(segment, customer, now)
 
     assert trigger_consume(campaign_id=campaign.pk) == 2
     assert trigger_consume(campaign_id=campaign.pk) == 0
     # Ann leaves and comes back the next day: still within the window.
-    SegmentEvent.objects.create(
-        segment=segment,
-        customer=ann,
-        kind=SegmentEvent.Kind.ENTERED,
-        cause=SegmentEvent.Cause.CONTACT,
-        occurred_at=now,
-    )
+    entry_make(segment, ann, now + timedelta(days=1))
     assert trigger_consume(campaign_id=campaign.pk, now=now + timedelta(days=1)) == 0
     assert Delivery.objects.filter(campaign=campaign).count() == 2
 

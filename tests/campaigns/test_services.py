@@ -248,7 +248,7 @@ def test_a_triggered_campaign_becomes_active_and_greets_only_later_entries(user)
     assert campaign.status == S.ACTIVE
     assert campaign.trigger_delay_minutes == 5
     assert campaign.next_run_at is None
-    assert campaign.trigger_cursor == before[-1].pk
+    assert campaign.trigger_read_from > before[-1].occurred_at
 
 
 def test_schedule_lists_everything_that_is_missing(user):

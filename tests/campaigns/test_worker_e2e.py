@@ -81,6 +81,16 @@ def consenting_customer(**fields):
     return customer
 
 
+def members_set(segment, customers) -> None:
+    """Make `customers` the segment's members, as a recompute would."""
+    CustomerSegmentState.objects.bulk_create(
+        [CustomerSegmentState(customer=c, segment_ids=[segment.pk]) for c in customers],
+        update_conflicts=True,
+        unique_fields=["customer"],
+        update_fields=["segment_ids"],
+    )
+
+
 def test_segment_entry_becomes_an_email_within_seconds(
     worker_env, smtp, store, products
 ):
@@ -133,12 +143,7 @@ def test_a_worker_killed_mid_send_duplicates_nothing_and_forgets_nothing(
         name="Everyone", rules={"field": "orders", "op": "gte", "value": 0}
     )
     customers = [consenting_customer() for _ in range(120)]
-    CustomerSegmentState.objects.bulk_create(
-        [CustomerSegmentState(customer=c, segment_ids=[segment.pk]) for c in customers],
-        update_conflicts=True,
-        unique_fields=["customer"],
-        update_fields=["segment_ids"],
-    )
+    members_set(segment, customers)
     campaign = campaign_make(
         status=Campaign.Status.SENDING, channels=["email"], holdout_percent=0
     )
@@ -193,3 +198,34 @@ def test_a_worker_killed_mid_send_duplicates_nothing_and_forgets_nothing(
     )
     assert sent_ids <= set(ids)
     assert len(ids) >= at_kill
+
+
+def test_the_tick_on_a_worker_plans_each_due_campaign_and_sends_it_once(
+    worker_env, smtp
+):
+    from campaigns.services.campaigns import campaign_schedule
+    from campaigns.tasks import campaigns_tick_task
+
+    segment = segment_create(
+        name="Everyone", rules={"field": "orders", "op": "gte", "value": 0}
+    )
+    customers = [consenting_customer() for _ in range(3)]
+    members_set(segment, customers)
+    for slug in ("first", "second"):
+        campaign = campaign_make(slug=slug, channels=["email"], holdout_percent=0)
+        campaign.include_segments.add(segment)
+        message_make(campaign)
+        campaign_schedule(campaign=campaign, user=None)
+
+    worker = worker_start(**worker_env)
+    try:
+        campaigns_tick_task.delay()
+        assert wait_for(lambda: len(smtp.messages) >= 6, timeout=60)
+        # A second tick finds nothing due and sends nothing again.
+        campaigns_tick_task.delay()
+        time.sleep(2)
+    finally:
+        worker_stop(worker)
+
+    assert len(smtp.messages) == 6
+    assert Delivery.objects.filter(status=Delivery.Status.SENT).count() == 6

@@ -1,14 +1,17 @@
 """Suggesting personas from data: k-means over the statistics tables."""
 
 from collections import Counter
+from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
 
 from crm.demo import customer_index, shopper_types
-from crm.models import Customer
+from crm.models import Customer, Receipt
 from personas.models import Persona
 from personas.services import persona_create
+from personas.services.figures import FIGURES_DAYS
 from personas.services.suggestions import K_RANGE, personas_suggest
 from segments.compiler import context_build, rule_condition
 from segments.services import recompute_all
@@ -69,13 +72,29 @@ def test_k_is_chosen_by_silhouette_and_clusters_are_drafts_with_rules(seeded):
         assert "Reaching them: " + reach in draft.notes
         # Figures before accepting: the customers the rule matches.
         assert draft.figures.customers == draft.suggestion["rule_matches"] > 0
-        assert draft.figures.revenue > 0
         assert Persona.Source.CLUSTERING in draft.sources
         # The generated rule compiles and matches customers, mostly of its cluster.
-        matched = Customer.objects.filter(
-            rule_condition(draft.rules, context_build())
-        ).count()
-        assert matched == draft.suggestion["rule_matches"] > 0
+        members = set(
+            Customer.objects.filter(
+                rule_condition(draft.rules, context_build())
+            ).values_list("pk", flat=True)
+        )
+        assert len(members) == draft.suggestion["rule_matches"] > 0
+        # Revenue is that of the members' completed receipts of the last year,
+        # summed here in Python (a lapsed cluster may rightly have none).
+        since = draft.figures.computed_at - timedelta(days=FIGURES_DAYS)
+        assert draft.figures.revenue == sum(
+            (
+                total
+                for customer_id, total, status, at in Receipt.objects.values_list(
+                    "customer_id", "total", "status", "purchased_at"
+                )
+                if customer_id in members
+                and status == Receipt.Status.COMPLETED
+                and at >= since
+            ),
+            Decimal("0"),
+        )
         assert draft.suggestion["rule_precision"] >= 0.5
     # The young online shoppers are found as such, whatever K is.
     young = [

@@ -22,6 +22,7 @@ class Command(BaseCommand):
                 Delivery.Status.DEFERRED,
                 Delivery.Status.SENDING,
                 Delivery.Status.SENT,
+                Delivery.Status.UNKNOWN,
             )
         }
         self.stdout.write(
