@@ -34,6 +34,7 @@ from personas.models import Persona
 from segments.models import CustomerSegmentState, Segment
 
 from .base import BenchSuite, demo_customers_ensure
+from .campaign_sending import send_measure, trigger_measure
 
 SLUG = "bench-campaign"
 CHANNELS = ["email", "sms", "push"]
@@ -253,19 +254,70 @@ def _vacuum(*, analyze: bool = False) -> None:
 
 class CampaignsBench(BenchSuite):
     name = "campaigns"
-    help = "Planning a campaign run against a hand-written INSERT ... SELECT floor."
+    help = (
+        "Planning a campaign run against a hand-written INSERT ... SELECT floor; "
+        "sending and triggered latency with two real workers and an SMTP server."
+    )
 
     @classmethod
     def add_arguments(cls, parser) -> None:
         parser.add_argument("--customers", type=int, default=100_000)
         parser.add_argument("--repeats", type=int, default=3)
+        parser.add_argument(
+            "--parts",
+            default="plan,send,trigger",
+            help="Comma-separated parts to run: plan, send, trigger.",
+        )
+        parser.add_argument(
+            "--messages", type=int, default=20_000, help="Emails the send part sends."
+        )
+        parser.add_argument(
+            "--email-rate",
+            type=int,
+            default=1000,
+            help="CAMPAIGN_RATE_EMAIL for the workers, messages per second.",
+        )
+        parser.add_argument("--trigger-rate", type=float, default=50.0)
+        parser.add_argument("--trigger-seconds", type=float, default=30.0)
 
-    def run(self, *, customers: int, repeats: int, **options) -> bool:
+    def run(self, *, customers: int, parts: str, **options) -> bool:
         if connection.vendor != "postgresql":
             raise CommandError("bench campaigns needs PostgreSQL (DATABASE_URL).")
+        wanted = {part.strip() for part in parts.split(",") if part.strip()}
+        unknown = wanted - {"plan", "send", "trigger"}
+        if unknown:
+            raise CommandError(
+                f"Unknown --parts {sorted(unknown)}: choose from plan, send, trigger."
+            )
         demo_customers_ensure(wanted=customers, stdout=self.stdout)
         if not CustomerSegmentState.objects.exists():
             call_command("rebuild_segments", rfm=True, verbosity=0)
+        ok = True
+        if "plan" in wanted:
+            ok &= self.plan(customers=customers, repeats=options["repeats"])
+        if "send" in wanted:
+            self.stdout.write(
+                f"Sending email with 2 workers (CAMPAIGN_RATE_EMAIL="
+                f"{options['email_rate']}):"
+            )
+            ok &= send_measure(
+                messages=options["messages"],
+                email_rate=options["email_rate"],
+                stdout=self.stdout,
+                style=self.style,
+            )
+        if "trigger" in wanted:
+            self.stdout.write("Triggered campaign, segment entry to SMTP:")
+            ok &= trigger_measure(
+                rate=options["trigger_rate"],
+                seconds=options["trigger_seconds"],
+                grace=60.0,
+                stdout=self.stdout,
+                style=self.style,
+            )
+        return ok
+
+    def plan(self, *, customers: int, repeats: int) -> bool:
         campaign = _campaign_ensure()
         for left in campaign.runs.all():  # an interrupted earlier bench
             _run_drop(left)

@@ -705,8 +705,9 @@ def _database_url() -> str:
 class Workers:
     """Real Celery worker processes on this database and this Redis."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, env: dict[str, str] | None = None) -> None:
         self.count = count
+        self.env = env or {}
         self.prefix = f"bench{os.getpid()}"
         self.processes: list[subprocess.Popen] = []
 
@@ -716,6 +717,7 @@ class Workers:
             "DATABASE_URL": _database_url(),
             "REDIS_URL": settings.REDIS_URL,
             "DJANGO_SETTINGS_MODULE": "config.settings",
+            **self.env,
         }
         for index in range(self.count):
             self.processes.append(

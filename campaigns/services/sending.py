@@ -18,6 +18,7 @@ resuming carries on with the rows still planned, never from the top.
 
 import logging
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -25,7 +26,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from crm.models import Contact, Customer, PushToken
@@ -80,12 +81,13 @@ def due_channels(
     return sorted(set(queryset.order_by().values_list("channel", flat=True)))
 
 
-def _reachable_now(channel: str):
-    return (
-        Customer.objects.filter(erased_at__isnull=True)
+def _reachable_now(channel: str) -> Exists:
+    """The delivery's customer may get `channel` now (correlated, so a batch
+    looks up its own customers rather than the whole base)."""
+    return Exists(
+        Customer.objects.filter(pk=OuterRef("customer_id"), erased_at__isnull=True)
         .with_reach([channel])
         .filter(**{f"{channel}_reachable": True})
-        .values("pk")
     )
 
 
@@ -139,7 +141,7 @@ def deliveries_claim(
     if not ids:
         return []
     claimed = Delivery.objects.filter(pk__in=ids)
-    claimed.exclude(customer__in=_reachable_now(channel)).update(
+    claimed.exclude(_reachable_now(channel)).update(
         status=Delivery.Status.SKIPPED,
         reason=f"{channel}: consent withdrawn or address gone before sending",
     )
@@ -235,6 +237,10 @@ def _contact(delivery: Delivery, kind: str, now: datetime, error: str = "") -> C
     )
 
 
+# What an outcome changes on a row, besides the provider's message id.
+OUTCOME_FIELDS = ("status", "sent_at", "error", "planned_at", "lease_until")
+
+
 @transaction.atomic
 def outcomes_record(
     *, deliveries: list[Delivery], outcomes: dict[int, Outcome], now: datetime
@@ -273,17 +279,21 @@ def outcomes_record(
             delivery.error = outcome.error[:300]
             result.retried += 1
     # A row whose lease passed meanwhile was reported unknown; the outcome the
-    # worker did learn replaces that.
+    # worker did learn replaces that. Rows with the same outcome (usually the
+    # whole batch: sent) share one UPDATE; only the provider's ids differ row by
+    # row (bulk_update over every field builds a CASE per row and field).
+    same: dict[tuple, list[int]] = defaultdict(list)
+    for delivery in deliveries:
+        same[tuple(getattr(delivery, name) for name in OUTCOME_FIELDS)].append(
+            delivery.pk
+        )
+    for values, pks in same.items():
+        Delivery.objects.filter(pk__in=pks).update(
+            **dict(zip(OUTCOME_FIELDS, values, strict=True))
+        )
     Delivery.objects.bulk_update(
-        deliveries,
-        [
-            "status",
-            "sent_at",
-            "provider_message_id",
-            "error",
-            "planned_at",
-            "lease_until",
-        ],
+        [delivery for delivery in deliveries if delivery.provider_message_id],
+        ["provider_message_id"],
     )
     contacts_record_many(contacts=contacts)
     return result
