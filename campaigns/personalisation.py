@@ -284,10 +284,33 @@ def _node_line(node: Node) -> int:
     return token.lineno if token is not None else 1
 
 
+def _unclosed_check(text: str) -> None:
+    """Django's lexer keeps a `{{` or `{%` without its closing pair as plain
+    text, so the customer would read it: refuse it instead."""
+    for token in Lexer(text).tokenize():
+        if token.token_type != TokenType.TEXT:
+            continue
+        for opening, closing in (("{{", "}}"), ("{%", "%}")):
+            if opening in token.contents:
+                raise ValidationError(
+                    _(
+                        "Line %(line)s: %(opening)s is not closed; "
+                        "end it with %(closing)s."
+                    ),
+                    code="template_unclosed",
+                    params={
+                        "line": token.lineno,
+                        "opening": opening,
+                        "closing": closing,
+                    },
+                )
+
+
 def template_validate(text: str) -> None:
     """Raise ValidationError unless `text` is a message template that renders for
     every customer: valid syntax, allowed tags and filters, known fields only."""
     _tags_check(text)
+    _unclosed_check(text)
     try:
         template = TEXT_ENGINE.from_string(text)
     except TemplateSyntaxError as exc:

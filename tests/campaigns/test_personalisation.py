@@ -60,6 +60,23 @@ def test_syntax_error_says_the_line():
 
 
 @pytest.mark.parametrize(
+    ("text", "line", "closing"),
+    [
+        ("Hi {{ first_name", 1, "}}"),
+        ("Hello\n{{ first_name }}, see {% if points", 2, "%}"),
+    ],
+)
+def test_an_unclosed_field_or_tag_is_refused_not_sent_as_text(text, line, closing):
+    message = validation_message(text)
+    assert message.startswith(f"Line {line}:"), message
+    assert f"end it with {closing}" in message
+
+
+def test_closed_fields_beside_braces_still_pass():
+    template_validate("Hi {{ first_name }}, {% if points %}{{ points }}{% endif %} }")
+
+
+@pytest.mark.parametrize(
     ("text", "tag"),
     [
         ("{% include 'email/receipt.html' %}", "include"),
