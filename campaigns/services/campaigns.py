@@ -152,6 +152,18 @@ def _trigger(campaign: Campaign) -> dict:
     }
 
 
+# What a message's edit may change; its campaign and name identify it.
+MESSAGE_COLUMNS = [
+    "channel",
+    "subject",
+    "body_text",
+    "body_html",
+    "segment",
+    "persona",
+    "weight",
+]
+
+
 def _messages_set(*, campaign: Campaign, messages: list[dict]) -> None:
     """Replace the campaign's messages (a draft's only: deliveries point at them)."""
     built = []
@@ -212,8 +224,16 @@ def _messages_set(*, campaign: Campaign, messages: list[dict]) -> None:
                 {f"{prefix}.{key}": errors for key, errors in exc.error_dict.items()}
             ) from None
         built.append(message)
-    campaign.messages.all().delete()
-    Message.objects.bulk_create(built)
+    # A message that keeps its name keeps its row (and the links to its
+    # preview); the others are replaced.
+    existing = dict(campaign.messages.values_list("name", "pk"))
+    for message in built:
+        message.pk = existing.get(message.name)
+    campaign.messages.exclude(name__in=names).delete()
+    Message.objects.bulk_update(
+        [message for message in built if message.pk], MESSAGE_COLUMNS
+    )
+    Message.objects.bulk_create([message for message in built if not message.pk])
 
 
 def _messages(campaign: Campaign) -> list[dict]:

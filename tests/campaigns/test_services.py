@@ -7,7 +7,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from campaigns.models import Campaign, CampaignChange, CampaignRun, Delivery
+from campaigns.models import Campaign, CampaignChange, CampaignRun, Delivery, Message
 from campaigns.services.campaigns import (
     campaign_cancel,
     campaign_create,
@@ -86,6 +86,25 @@ def test_create_makes_a_draft_with_audience_and_messages(user):
         ("for-sarah", sarah, 3),
     ]
     assert not campaign.changes.exists()
+
+
+def test_editing_a_drafts_messages_keeps_the_rows_of_those_kept_by_name(user):
+    campaign = draft(user, messages=[email(), email("second")])
+    ids = dict(campaign.messages.values_list("name", "pk"))
+
+    campaign_update(
+        campaign=campaign,
+        changed_by=user,
+        messages=[email(subject="New subject"), email("third")],
+    )
+
+    after = {m.name: m for m in campaign.messages.all()}
+    assert set(after) == {"hello", "third"}
+    # The kept message is the same row, changed; the dropped one is gone.
+    assert after["hello"].pk == ids["hello"]
+    assert after["hello"].subject == "New subject"
+    assert after["third"].pk not in ids.values()
+    assert not Message.objects.filter(pk=ids["second"]).exists()
 
 
 @pytest.mark.parametrize(
