@@ -148,12 +148,19 @@ class MessageForm(forms.ModelForm):
                 _("A message is for one segment or one persona (or everyone)."),
             )
         channel = cleaned.get("channel")
-        if channel == Channel.EMAIL and not cleaned.get("subject"):
+        # A template refused above has left cleaned_data: it is not missing.
+        refused = set(self.errors)
+        if (
+            channel == Channel.EMAIL
+            and not cleaned.get("subject")
+            and "subject" not in refused
+        ):
             self.add_error("subject", _("An email needs a subject."))
         if (
             channel
             and channel != Channel.SOCIAL_ADS
             and not (cleaned.get("body_text") or cleaned.get("body_html"))
+            and not refused & {"body_text", "body_html"}
         ):
             self.add_error("body_text", _("Write the message."))
         return cleaned

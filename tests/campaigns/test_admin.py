@@ -261,6 +261,19 @@ def test_a_refusal_of_the_service_is_shown_beside_its_field(marketer_client, seg
     assert not Message.objects.exists()
 
 
+def test_a_refused_template_is_the_only_error_on_its_field(marketer_client, segment):
+    response = marketer_client.post(
+        url("campaign_add"),
+        form_data(segment, **{"messages-0-subject": "Hi {{ last_name }}"}),
+    )
+
+    assert response.status_code == 200
+    errors = response.context["inline_admin_formsets"][0].formset.forms[0].errors
+    # The template's own refusal, not also "needs a subject" (it has one).
+    assert len(errors["subject"]) == 1, errors
+    assert "{{ last_name }} is not a field you can use" in errors["subject"][0]
+
+
 def test_a_message_is_for_a_segment_or_a_persona_not_both(marketer_client, segment):
     persona = persona_create(name="Sarah", query='city = "delft"')
 
@@ -303,6 +316,14 @@ def test_change_page_shows_counts_runs_and_history(
     assert 'id="campaign-count-skipped">1<' in content
     assert "send_at: tomorrow" in content
     assert "run-0" in content
+
+
+def test_a_drafts_history_says_why_it_is_empty(marketer_client, campaign):
+    response = marketer_client.get(url("campaign_change", campaign.pk))
+
+    assert campaign.status == Campaign.Status.DRAFT
+    assert "A draft keeps no history" in response.text
+    assert "No changes since the campaign was scheduled" not in response.text
 
 
 def test_a_sent_campaign_keeps_its_audience_and_messages(
