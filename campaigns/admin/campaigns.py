@@ -340,6 +340,10 @@ class CampaignAdmin(ServiceFormMixin, admin.ModelAdmin):
                 {"fields": ["costs", "attribution_days"], "classes": ["collapse"]},
             ),
         ]
+        if campaign_locked(obj):
+            # Shown in words, in order, rather than as the stored JSON list.
+            reach = fieldsets[2][1]["fields"]
+            reach[reach.index("channels")] = "channel_order"
         if obj is not None:
             fieldsets.insert(
                 1,
@@ -366,7 +370,18 @@ class CampaignAdmin(ServiceFormMixin, admin.ModelAdmin):
                 for name in self.form.base_fields
                 if name not in SAFE_AFTER_SCHEDULING and name != "slug"
             )
+            fields.append("channel_order")
         return fields
+
+    @admin.display(description=_("channels"))
+    def channel_order(self, obj: Campaign) -> str:
+        labels = dict(Channel.choices)
+        return (
+            ", then ".join(
+                str(labels.get(channel, channel)) for channel in obj.channels
+            )
+            or "-"
+        )
 
     def get_prepopulated_fields(self, request: HttpRequest, obj=None):
         return {"slug": ["name"]} if obj is None else {}

@@ -299,6 +299,19 @@ def test_channels_keep_their_order_on_the_change_page(marketer_client, campaign)
     assert 'value="email, sms"' in response.text
 
 
+def test_a_scheduled_campaigns_channels_read_in_order_in_words(
+    marketer_client, campaign
+):
+    campaign.status = Campaign.Status.SCHEDULED
+    campaign.save(update_fields=["status"])
+
+    response = marketer_client.get(url("campaign_change", campaign.pk))
+
+    assert response.status_code == 200
+    assert "Email, then SMS" in response.text
+    assert "[&quot;email&quot;, &quot;sms&quot;]" not in response.text
+
+
 def test_change_page_shows_counts_runs_and_history(
     marketer_client, campaign, django_assert_max_num_queries
 ):
