@@ -83,3 +83,12 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def table_vacuum(model, *, analyze: bool = False) -> None:
+    """Clear dropped rows out of `model`'s table (and, with `analyze`, refresh
+    its statistics as autovacuum would), so every timed run meets the same
+    table. VACUUM has no ORM spelling; this is the benches' one statement of it."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM {'ANALYZE ' if analyze else ''}{table}")

@@ -37,7 +37,7 @@ from crm.services import customer_update
 from segments.models import Segment
 from segments.services import segment_create
 
-from .base import Timings, _free_port
+from .base import Timings, _free_port, table_vacuum
 from .segments import Workers
 
 TRIGGER_TAG = "bench-trigger"
@@ -161,8 +161,7 @@ def _send_run(size: int, sink: SmtpSink, *, timeout: float) -> dict:
         )
     # Statistics as autovacuum keeps them after the earlier runs' writes (the
     # send-time frequency check picks its index by them).
-    with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {connection.ops.quote_name(Delivery._meta.db_table)}")
+    table_vacuum(Delivery, analyze=True)
     rows = Delivery.objects.filter(run=run)
     due = rows.filter(status__in=(*DUE_STATUSES, Delivery.Status.SENDING))
     mark = len(sink.received)

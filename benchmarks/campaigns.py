@@ -33,7 +33,7 @@ from crm.models import Store
 from personas.models import Persona
 from segments.models import CustomerSegmentState, Segment
 
-from .base import BenchSuite, demo_customers_ensure
+from .base import BenchSuite, demo_customers_ensure, table_vacuum
 from .campaign_sending import send_measure, trigger_measure
 
 SLUG = "bench-campaign"
@@ -244,14 +244,6 @@ def _run_drop(run: CampaignRun) -> None:
     run.delete()
 
 
-def _vacuum(*, analyze: bool = False) -> None:
-    """Clear the dropped rows out of campaigns_delivery, so every timed plan
-    meets the same table (VACUUM has no ORM spelling)."""
-    table = connection.ops.quote_name(Delivery._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(f"VACUUM {'ANALYZE ' if analyze else ''}{table}")
-
-
 class CampaignsBench(BenchSuite):
     name = "campaigns"
     help = (
@@ -335,7 +327,7 @@ class CampaignsBench(BenchSuite):
                 f"run_plan and the floor disagree on "
                 f"{len(ours_rows ^ floor_rows):,} rows: fix the floor first."
             )
-        _vacuum(analyze=True)
+        table_vacuum(Delivery, analyze=True)
 
         timings: dict[str, list[float]] = {"ours": [], "floor": []}
         for repeat in range(repeats):
@@ -348,7 +340,7 @@ class CampaignsBench(BenchSuite):
                 timings[which].append(seconds)
                 self.stdout.write(f"  {which}: {written:,} rows in {seconds:.2f} s")
                 _run_drop(run)
-                _vacuum()
+                table_vacuum(Delivery)
         ours_s = statistics.median(timings["ours"])
         floor_s = statistics.median(timings["floor"])
         rate = written / ours_s

@@ -153,15 +153,7 @@ def _trigger(campaign: Campaign) -> dict:
 
 
 # What a message's edit may change; its campaign and name identify it.
-MESSAGE_COLUMNS = [
-    "channel",
-    "subject",
-    "body_text",
-    "body_html",
-    "segment",
-    "persona",
-    "weight",
-]
+MESSAGE_COLUMNS = [name for name in Message.EDITABLE_FIELDS if name != "name"]
 
 
 def _messages_set(*, campaign: Campaign, messages: list[dict]) -> None:
